@@ -1,0 +1,76 @@
+# callpipe: `make up` runs the whole system locally, `make test` runs the test suite.
+# Both set up everything they need on a fresh Debian machine (virtualenv, Python packages,
+# Kafka jars from Maven Central, PostgreSQL from the Debian packages).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BIN ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK := python3 deploy/local/stack.py
+PYTEST_ARGS ?=
+
+.PHONY: help install system-deps infra-up infra-down migrate up down status logs \
+        test test-unit lint format schemas bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON_BIN) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## Create the virtualenv and install the Python dependencies
+
+system-deps: ## Install PostgreSQL (Debian packages) if missing and fetch the Kafka jars
+	$(STACK) install
+
+infra-up: system-deps ## Start PostgreSQL (reused if running) and Kafka on loopback
+	$(STACK) up
+
+infra-down: ## Stop Kafka, and PostgreSQL if `make up` started it
+	$(STACK) down
+
+migrate: install ## Apply database migrations
+	$(PY) -m services.gateway migrate
+
+up: install infra-up migrate ## Install, start Kafka, PostgreSQL and every service; print dev credentials
+	$(STACK) services-up
+	@$(PY) -m services.gateway.admin dev-partner --credentials-file .local/dev-credentials.env >/dev/null
+	@$(STACK) welcome
+
+down: ## Stop what `make up` started
+	$(STACK) down
+
+status: ## Show what is running
+	@$(STACK) status
+
+logs: ## Follow the services' logs
+	tail -F .local/log/*.log
+
+test: install system-deps ## Run the whole test suite against real Kafka and PostgreSQL
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install ## Run only the tests that need no infrastructure
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: install ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check services schemas
+	$(VENV)/bin/mypy services schemas
+
+format: install ## Apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format services schemas tests
+
+schemas: install ## Regenerate the checked-in JSON Schema files from schemas/events.py
+	$(PY) -m schemas.generate
+
+bench: install infra-up ## Run the benchmarks and print the figures for BENCHMARKS.md
+	$(PY) bench/gateway_bench.py
+
+clean: down ## Stop everything and delete local state (.local/, .venv/)
+	rm -rf .local $(VENV)

@@ -1,0 +1,1 @@
+"""Versioned event schemas shared by every service (see ``schemas.events``)."""

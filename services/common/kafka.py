@@ -1,0 +1,92 @@
+"""Kafka plumbing: the one producer configuration, topic creation and a reachability probe."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaError
+
+log = logging.getLogger(__name__)
+
+
+def make_producer(bootstrap_servers: str, client_id: str, **overrides: object) -> AIOKafkaProducer:
+    """A producer that never reports success before every in-sync replica has the record.
+
+    ``acks="all"`` with idempotence: retries after a lost ack cannot duplicate or reorder a
+    partition's records.
+    """
+    options: dict[str, object] = {
+        "bootstrap_servers": bootstrap_servers,
+        "client_id": client_id,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "max_batch_size": 256 * 1024,
+        "request_timeout_ms": 15_000,
+        "retry_backoff_ms": 200,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int = 1
+
+
+async def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec], timeout: float = 30) -> None:
+    """Create the topics that do not exist yet; existing ones are left as they are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout * 1000))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t.name not in existing]
+        if not missing:
+            return
+        new = [NewTopic(t.name, t.partitions, t.replication_factor) for t in missing]
+        response = await admin.create_topics(new, timeout_ms=int(timeout * 1000))
+        for topic, code, *_ in response.topic_errors:
+            # 36 = TOPIC_ALREADY_EXISTS: another replica won the race, which is fine.
+            if code not in (0, 36):
+                raise KafkaError(f"could not create topic {topic}: error code {code}")
+        log.info("topics created", extra={"topics": [t.name for t in missing]})
+    finally:
+        await admin.close()
+
+
+class KafkaProbe:
+    """Answers "is a broker reachable?" for readiness checks, reusing one client."""
+
+    def __init__(self, bootstrap_servers: str) -> None:
+        self._bootstrap = bootstrap_servers
+        self._client: AIOKafkaClient | None = None
+
+    async def check(self, timeout: float = 2.0) -> bool:
+        try:
+            if self._client is None:
+                client = AIOKafkaClient(bootstrap_servers=self._bootstrap, request_timeout_ms=int(timeout * 1000))
+                try:
+                    await asyncio.wait_for(client.bootstrap(), timeout)
+                except BaseException:
+                    await client.close()
+                    raise
+                self._client = client
+                return True
+            await asyncio.wait_for(self._client.fetch_all_metadata(), timeout)
+        except (KafkaError, OSError, TimeoutError):
+            return False
+        return True
+
+    async def close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.close()
+            self._client = None

@@ -1,0 +1,69 @@
+"""Settings base class every service's ``config.py`` extends.
+
+Shared settings are read from unprefixed environment variables (``DATABASE_URL``,
+``KAFKA_BOOTSTRAP_SERVERS``, ...) so one environment file serves the whole stack; each service
+adds its own fields under its own prefix (``GATEWAY_PORT``, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.errors import ConfigurationError
+
+# Loopback development database created by `make up` (deploy/local/stack.py).
+DEV_DATABASE_URL = "postgresql://callpipe:callpipe@127.0.0.1:5432/callpipe"
+
+
+def _env(name: str) -> AliasChoices:
+    """Accept the field by its Python name (tests, code) or its unprefixed env var."""
+    return AliasChoices(name.lower(), name)
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has. Secrets are ``SecretStr`` so they never print or log."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    environment: Literal["development", "test", "production"] = Field(
+        "development", validation_alias=_env("ENVIRONMENT")
+    )
+    log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+    log_format: Literal["json", "text"] = Field("json", validation_alias=_env("LOG_FORMAT"))
+
+    database_url: SecretStr = Field(
+        SecretStr(DEV_DATABASE_URL), validation_alias=_env("DATABASE_URL")
+    )
+    db_pool_min_size: int = Field(2, ge=1, validation_alias=_env("DB_POOL_MIN_SIZE"))
+    db_pool_max_size: int = Field(10, ge=1, validation_alias=_env("DB_POOL_MAX_SIZE"))
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS")
+    )
+    # Prepended to every topic name: lets tests (and shared clusters) isolate topics.
+    kafka_topic_prefix: str = Field("", validation_alias=_env("KAFKA_TOPIC_PREFIX"))
+    kafka_topic_partitions: int = Field(6, ge=1, validation_alias=_env("KAFKA_TOPIC_PARTITIONS"))
+    kafka_replication_factor: int = Field(
+        1, ge=1, validation_alias=_env("KAFKA_REPLICATION_FACTOR")
+    )
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> ServiceSettings:
+        if self.environment == "production":
+            for name, value, default in self.secret_defaults():
+                if value == default:
+                    raise ConfigurationError(
+                        f"{name} still has its development default; set it for production"
+                    )
+        return self
+
+    def secret_defaults(self) -> list[tuple[str, str, str]]:
+        """(name, current value, development default) of each secret; subclasses extend."""
+        return [("DATABASE_URL", self.database_url.get_secret_value(), DEV_DATABASE_URL)]
+
+    def topic(self, base: str) -> str:
+        """Full topic name for a schema's base topic name (``calls.ingested.v1``)."""
+        return f"{self.kafka_topic_prefix}{base}"

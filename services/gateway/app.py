@@ -1,0 +1,167 @@
+"""Gateway application factory. The lifespan opens every client and closes it; nothing is
+created at import time."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from schemas.events import TOPIC_INGESTED
+from services.common.db import create_pool, ping
+from services.common.health import health_router
+from services.common.logging import configure_logging
+from services.common.kafka import KafkaProbe, TopicSpec, ensure_topics, make_producer
+from services.common.outbox import OutboxRelay
+from services.gateway.api import GatewayContext, json_response, router
+from services.gateway.config import GatewaySettings
+from services.gateway.models import BatchIn
+from services.gateway.repository import GatewayRepository
+
+log = logging.getLogger("services.gateway")
+_INTERNAL_ERROR = orjson.dumps({"success": False, "message": "Internal server error"})
+
+
+class RequestLogMiddleware:
+    """Access log line per request and a generic 500 for anything unexpected.
+
+    Logs method, path, status, latency and the authenticated partner, never headers or bodies.
+    An unhandled exception is logged with its traceback here and answered with the spec's
+    500 body: no stack trace or internal detail reaches the client.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started_at = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": request_id, "path": scope.get("path")})
+            if not response_started:
+                await send({"type": "http.response.start", "status": 500, "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(_INTERNAL_ERROR)).encode()),
+                    (b"x-request-id", request_id.encode()),
+                ]})
+                await send({"type": "http.response.body", "body": _INTERNAL_ERROR})
+        finally:
+            log.info("request", extra={
+                "request_id": request_id,
+                "method": scope.get("method"),
+                "path": scope.get("path"),
+                "status": status,
+                "ms": round((time.perf_counter() - started_at) * 1000, 2),
+                "partner_id": scope["state"].get("partner_id"),
+            })
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus the request body model, which the route reads itself (to enforce
+    the size limit before parsing and to answer validation errors in the spec's shape)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    body = BatchIn.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(body.pop("$defs", {}))
+    components["BatchIn"] = body
+    app.openapi_schema = schema
+    return schema
+
+
+def main_app() -> FastAPI:
+    """Factory used by ``python -m services.gateway`` (once per uvicorn worker process)."""
+    settings = GatewaySettings()
+    configure_logging("gateway", settings.log_level, settings.log_format)
+    return create_app(settings)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(
+            settings.database_url, settings.db_schema,
+            min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size, app_name="gateway",
+        )
+        topic = settings.topic(TOPIC_INGESTED)
+        bootstrap = settings.kafka_bootstrap_servers
+
+        async def prepare_topics() -> None:
+            await ensure_topics(bootstrap, [
+                TopicSpec(topic, settings.kafka_topic_partitions, settings.kafka_replication_factor)
+            ])
+
+        relay = OutboxRelay(
+            pool,
+            lambda: make_producer(bootstrap, "gateway-outbox"),
+            prepare=prepare_topics,
+            batch_size=settings.outbox_batch_size,
+            poll_interval=settings.outbox_poll_interval_s,
+        )
+        probe = KafkaProbe(bootstrap)
+        app.state.gateway = GatewayContext(settings, GatewayRepository(pool), relay, topic)
+        app.state.checks = {"postgres": lambda: ping(pool), "kafka": probe.check}
+        relay.start()
+        log.info("gateway started", extra={"topic": topic})
+        try:
+            yield
+        finally:
+            await relay.stop()
+            await probe.close()
+            await pool.close()
+
+    app = FastAPI(
+        title="Call ingestion API",
+        version="1.0.0",
+        description="Batch call ingestion for partners. Contract: spec/batch-call-ingestion-api.md.",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    app.include_router(health_router({
+        "postgres": lambda: app.state.checks["postgres"](),
+        "kafka": lambda: app.state.checks["kafka"](),
+    }))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        return json_response({"success": False, "message": str(exc.detail)}, exc.status_code, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(_: Request, exc: RequestValidationError) -> Response:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": str(e["msg"])} for e in exc.errors()]
+        return json_response({"success": False, "message": "Validation failed", "errors": errors}, 422)
+
+    app.add_middleware(RequestLogMiddleware)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app

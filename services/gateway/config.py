@@ -1,0 +1,25 @@
+"""Gateway settings: ``GATEWAY_*`` environment variables plus the shared ones."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", extra="ignore", populate_by_name=True, frozen=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, description="uvicorn worker processes")
+    db_schema: str = "gateway"
+
+    max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="the spec's 5 MB payload cap")
+    default_rate_limit_per_minute: int = Field(120, ge=1, description="per partner, unless set on the partner")
+
+    outbox_batch_size: int = Field(1000, ge=1)
+    outbox_poll_interval_s: float = Field(0.5, gt=0)

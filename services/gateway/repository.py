@@ -1,0 +1,173 @@
+"""All SQL of the gateway (schema ``gateway``, see ``migrations/``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class Credential:
+    partner_id: str
+    secret_sha256: bytes
+    rate_limit_per_minute: int | None
+
+
+@dataclass(frozen=True)
+class NewCall:
+    call_id: str
+    event_id: UUID
+    event_json: str
+
+
+_FIND_CREDENTIAL = """
+SELECT c.partner_id, c.secret_sha256, p.rate_limit_per_minute
+FROM api_credentials c JOIN partners p USING (partner_id)
+WHERE c.api_key = $1 AND c.revoked_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > now())
+"""
+
+# GCRA in one atomic statement: a request is allowed when, after adding one emission interval
+# to the partner's theoretical arrival time, it is at most one window (the burst) ahead of now.
+# $2 = seconds per request (60 / limit), $3 = window seconds (60).
+_TAKE_RATE_TOKEN = """
+INSERT INTO rate_limits AS r (partner_id, tat, allowed)
+VALUES ($1, now() + make_interval(secs => $2), true)
+ON CONFLICT (partner_id) DO UPDATE SET
+    allowed = greatest(r.tat, now()) + make_interval(secs => $2) <= now() + make_interval(secs => $3),
+    tat = CASE
+        WHEN greatest(r.tat, now()) + make_interval(secs => $2) <= now() + make_interval(secs => $3)
+        THEN greatest(r.tat, now()) + make_interval(secs => $2)
+        ELSE r.tat
+    END
+RETURNING allowed,
+          extract(epoch FROM tat + make_interval(secs => $2) - make_interval(secs => $3) - now())::float8
+"""
+
+# One statement, so one implicit transaction: the ledger rows and their outbox events are
+# committed together or not at all. ON CONFLICT makes a known (partner, call id) a no-op, and
+# sorted insertion keeps concurrent batches from deadlocking on each other's keys.
+_RECORD_CALLS = """
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[]) AS t(call_id, event_id, event)
+), inserted AS (
+    INSERT INTO calls (partner_id, call_id, tenant_id, subtenant_id, event_id, received_at, event)
+    SELECT $4, call_id, $5, $6, event_id, $7, event::jsonb FROM input ORDER BY call_id
+    ON CONFLICT (partner_id, call_id) DO NOTHING
+    RETURNING call_id
+), queued AS (
+    INSERT INTO outbox (topic, key, payload)
+    SELECT $8, $4 || '/' || input.call_id, convert_to(input.event, 'UTF8')
+    FROM inserted JOIN input USING (call_id)
+)
+SELECT call_id FROM inserted
+"""
+
+
+class GatewayRepository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    # -- request path -------------------------------------------------------------------------
+
+    async def find_credential(self, api_key: str) -> Credential | None:
+        row = await self._pool.fetchrow(_FIND_CREDENTIAL, api_key)
+        if row is None:
+            return None
+        return Credential(row["partner_id"], bytes(row["secret_sha256"]), row["rate_limit_per_minute"])
+
+    async def take_rate_token(self, partner_id: str, limit_per_minute: int) -> tuple[bool, int]:
+        """Count one request; returns (allowed, seconds until the next one would be)."""
+        row = await self._pool.fetchrow(_TAKE_RATE_TOKEN, partner_id, 60.0 / limit_per_minute, 60.0)
+        assert row is not None
+        return bool(row[0]), max(1, math.ceil(row[1]))
+
+    async def record_calls(
+        self,
+        partner_id: str,
+        tenant_id: str,
+        subtenant_id: str,
+        received_at: datetime,
+        calls: list[NewCall],
+        topic: str,
+    ) -> set[str]:
+        """Insert the calls not seen before with their outbox events; returns their ids."""
+        rows = await self._pool.fetch(
+            _RECORD_CALLS,
+            [c.call_id for c in calls],
+            [c.event_id for c in calls],
+            [c.event_json for c in calls],
+            partner_id,
+            tenant_id,
+            subtenant_id,
+            received_at,
+            topic,
+        )
+        return {r["call_id"] for r in rows}
+
+    # -- administration -----------------------------------------------------------------------
+
+    async def create_partner(self, partner_id: str, name: str, rate_limit: int | None) -> None:
+        await self._pool.execute(
+            "INSERT INTO partners (partner_id, name, rate_limit_per_minute) VALUES ($1, $2, $3)",
+            partner_id, name, rate_limit,
+        )
+
+    async def find_partner_by_name(self, name: str) -> str | None:
+        value = await self._pool.fetchval(
+            "SELECT partner_id FROM partners WHERE name = $1 ORDER BY created_at LIMIT 1", name
+        )
+        return str(value) if value is not None else None
+
+    async def list_partners(self) -> list[asyncpg.Record]:
+        return await self._pool.fetch(
+            "SELECT p.partner_id, p.name, p.rate_limit_per_minute, p.created_at,"
+            " count(c.api_key) FILTER (WHERE c.revoked_at IS NULL"
+            "   AND (c.expires_at IS NULL OR c.expires_at > now())) AS active_keys"
+            " FROM partners p LEFT JOIN api_credentials c USING (partner_id)"
+            " GROUP BY p.partner_id ORDER BY p.created_at"
+        )
+
+    async def set_rate_limit(self, partner_id: str, rate_limit: int | None) -> bool:
+        status = await self._pool.execute(
+            "UPDATE partners SET rate_limit_per_minute = $2 WHERE partner_id = $1",
+            partner_id, rate_limit,
+        )
+        return bool(status.endswith(" 1"))
+
+    async def add_credential(self, partner_id: str, api_key: str, secret_sha256: bytes) -> None:
+        await self._pool.execute(
+            "INSERT INTO api_credentials (api_key, partner_id, secret_sha256) VALUES ($1, $2, $3)",
+            api_key, partner_id, secret_sha256,
+        )
+
+    async def rotate_credential(
+        self, partner_id: str, api_key: str, secret_sha256: bytes, grace_seconds: float
+    ) -> int:
+        """Add a credential and let the partner's other active ones expire after the grace period;
+        returns how many were set to expire."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                "UPDATE api_credentials SET expires_at = LEAST("
+                " coalesce(expires_at, 'infinity'), now() + make_interval(secs => $2))"
+                " WHERE partner_id = $1 AND revoked_at IS NULL",
+                partner_id, grace_seconds,
+            )
+            await conn.execute(
+                "INSERT INTO api_credentials (api_key, partner_id, secret_sha256) VALUES ($1, $2, $3)",
+                api_key, partner_id, secret_sha256,
+            )
+        return int(status.split()[-1])
+
+    async def revoke_credential(self, api_key: str) -> bool:
+        status = await self._pool.execute(
+            "UPDATE api_credentials SET revoked_at = now() WHERE api_key = $1 AND revoked_at IS NULL",
+            api_key,
+        )
+        return bool(status.endswith(" 1"))
+
+    async def partner_exists(self, partner_id: str) -> bool:
+        return bool(await self._pool.fetchval("SELECT 1 FROM partners WHERE partner_id = $1", partner_id))

@@ -1,0 +1,54 @@
+"""Test data: call items and batches in the spec's request shape."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import uuid
+from typing import Any
+
+_seq = itertools.count(1)
+
+SPEC_EXAMPLE_ITEM: dict[str, Any] = {
+    "call": {
+        "id": "call123",
+        "recording_url": "https://example.com/recordings/call123.mp3",
+        "start_time": "2023-01-01T10:00:00Z",
+        "end_time": "2023-01-01T10:30:00Z",
+        "contact_number": "+1234567890",
+    },
+    "agent": {"id": "agent123", "email": "agent@example.com", "name": "John Doe"},
+    "customer": {
+        "id": "customer123",
+        "name": "Jane Smith",
+        "email": "customer@example.com",
+        "disposition_status": "interested",
+    },
+    "industry": "Technology",
+    "function": "Sales",
+    "callback_url": "https://partner.example.com/callback",
+    "metadata": {"campaign": "Q1 Outreach", "source": "Website"},
+}
+
+
+def call_item(call_id: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """The spec's example item with a fresh call id; ``overrides`` replace top-level keys,
+    and ``call__field=value`` style keys replace nested ones (``agent__email=None`` deletes)."""
+    item = copy.deepcopy(SPEC_EXAMPLE_ITEM)
+    item["call"]["id"] = call_id or f"call-{next(_seq)}-{uuid.uuid4().hex[:8]}"
+    for key, value in overrides.items():
+        if "__" in key:
+            outer, inner = key.split("__", 1)
+            if value is None:
+                item[outer].pop(inner, None)
+            else:
+                item[outer][inner] = value
+        elif value is None:
+            item.pop(key, None)
+        else:
+            item[key] = value
+    return item
+
+
+def batch(n: int = 1, **overrides: Any) -> dict[str, Any]:
+    return {"data": [call_item(**overrides) for _ in range(n)]}

@@ -1,0 +1,33 @@
+"""Reading what the services published, straight from Kafka."""
+
+from __future__ import annotations
+
+import time
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
+
+
+async def consume(
+    bootstrap: str, topic: str, count: int, timeout: float = 30.0, linger: float = 0.0
+) -> list[ConsumerRecord]:
+    """Read ``topic`` from the beginning until ``count`` records arrived or ``timeout`` passed,
+    then keep reading for ``linger`` seconds so that unexpected extra records show up too."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+        enable_auto_commit=False, metadata_max_age_ms=1000,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(records) < count and time.monotonic() < deadline:
+            for messages in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(messages)
+        settle_until = time.monotonic() + linger
+        while time.monotonic() < settle_until:
+            for messages in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(messages)
+    finally:
+        await consumer.stop()
+    return records

@@ -1,0 +1,92 @@
+"""The event contract: checked-in JSON Schema files match the models, and v1 readers are
+forward compatible."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jsonschema
+import orjson
+import pytest
+
+from schemas import generate
+from schemas.events import CallFailed, CallIngested, CallIngestedPayload, dump_event, parse_event
+from services.gateway.handlers import Partner, Tenancy, build_event, parse_batch
+from tests.factories import call_item
+
+JSON_DIR = Path(generate.__file__).parent / "json"
+
+
+@pytest.mark.parametrize("name", sorted(generate.schemas()))
+def test_checked_in_json_schema_matches_the_models(name: str) -> None:
+    checked_in = (JSON_DIR / name).read_text(encoding="utf-8")
+    assert checked_in == generate.render(generate.schemas()[name]), (
+        f"schemas/json/{name} is stale: run `make schemas`"
+    )
+
+
+def _ingested() -> CallIngested:
+    batch = parse_batch(orjson.dumps({"data": [call_item("c-1", custom_fields=[{"internal_name": "deal", "value": 3}])]}))
+    return build_event(batch.data[0], Partner("ptn_x", None), Tenancy("t1", "s1"), datetime.now(UTC))
+
+
+def test_gateway_events_validate_against_the_checked_in_schema() -> None:
+    event = json.loads(dump_event(_ingested()))
+    schema = json.loads((JSON_DIR / "calls.ingested.v1.json").read_text())
+    jsonschema.validate(event, schema)
+    assert event["type"] == "call.ingested"
+    assert event["schema_version"] == 1
+    assert event["payload"]["extra"] == {"industry": "Technology", "function": "Sales"}
+    assert event["payload"]["call"]["start_time"] == "2023-01-01T10:00:00Z"
+
+
+def test_schema_rejects_an_event_missing_its_envelope() -> None:
+    event = json.loads(dump_event(_ingested()))
+    del event["call_id"]
+    schema = json.loads((JSON_DIR / "calls.ingested.v1.json").read_text())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(event, schema)
+
+
+def test_round_trip_through_the_union() -> None:
+    event = _ingested()
+    parsed = parse_event(dump_event(event))
+    assert isinstance(parsed, CallIngested)
+    assert parsed == event
+
+
+def test_v1_reader_accepts_fields_added_later() -> None:
+    raw = json.loads(dump_event(_ingested()))
+    raw["trace_id"] = "abc"  # new envelope field
+    raw["payload"]["priority"] = "high"  # new payload field
+    raw["payload"]["call"]["direction"] = "outbound"  # new nested field
+    parsed = parse_event(json.dumps(raw))
+    assert isinstance(parsed, CallIngested)
+    assert parsed.model_extra == {"trace_id": "abc"}
+    assert parsed.payload.model_extra == {"priority": "high"}
+    # Unknown fields survive a re-publish by an older service.
+    assert json.loads(dump_event(parsed))["payload"]["call"]["direction"] == "outbound"
+
+
+def test_union_dispatches_on_type() -> None:
+    failed = CallFailed(
+        event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), partner_id="p", tenant_id="t",
+        subtenant_id="s", call_id="c", source="fetcher",
+        payload={"stage": "fetch", "code": "http_404", "message": "recording not found", "retryable": False},
+    )
+    assert isinstance(parse_event(dump_event(failed)), CallFailed)
+
+
+def test_a_different_major_version_is_rejected() -> None:
+    raw = json.loads(dump_event(_ingested()))
+    raw["schema_version"] = 2
+    with pytest.raises(ValueError):
+        parse_event(json.dumps(raw))
+
+
+def test_payload_requires_what_later_stages_need() -> None:
+    with pytest.raises(ValueError):
+        CallIngestedPayload.model_validate({"call": {"id": "x"}, "received_at": datetime.now(UTC)})
