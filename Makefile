@@ -59,12 +59,12 @@ test-unit: install ## Run only the tests that need no infrastructure
 
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check services schemas
+	$(VENV)/bin/ruff format --check services schemas tests deploy/local
 	$(VENV)/bin/mypy services schemas
 
 format: install ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
-	$(VENV)/bin/ruff format services schemas tests
+	$(VENV)/bin/ruff format services schemas tests deploy/local
 
 schemas: install ## Regenerate the checked-in JSON Schema files from schemas/events.py
 	$(PY) -m schemas.generate

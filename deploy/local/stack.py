@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,8 +92,16 @@ def ensure_kafka_jars() -> None:
         shutil.rmtree(KAFKA_LIBS)
     KAFKA_LIBS.mkdir(parents=True)
     subprocess.run(
-        ["mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(POM), "dependency:copy-dependencies",
-         f"-DoutputDirectory={KAFKA_LIBS}"],
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-Dstyle.color=never",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={KAFKA_LIBS}",
+        ],
         check=True,
     )
     marker.touch()
@@ -162,22 +171,38 @@ class KafkaNode:
 
     def _java(self, main: str, *args: str) -> list[str]:
         return [
-            "java", f"-Xms{self.heap}", f"-Xmx{self.heap}", "-XX:+UseG1GC",
-            "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={LOG4J}",
-            "-cp", f"{KAFKA_LIBS}/*", main, *args,
+            "java",
+            f"-Xms{self.heap}",
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={LOG4J}",
+            "-cp",
+            f"{KAFKA_LIBS}/*",
+            main,
+            *args,
         ]
 
     def _format(self) -> None:
         if (self._data / "meta.properties").exists():
             return
-        cluster_id = subprocess.run(
-            self._java("kafka.tools.StorageTool", "random-uuid"),
-            check=True, capture_output=True, text=True,
-        ).stdout.strip().splitlines()[-1]
+        cluster_id = (
+            subprocess.run(
+                self._java("kafka.tools.StorageTool", "random-uuid"),
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
-                       "-c", str(self._config), "--ignore-formatted"),
-            check=True, capture_output=True, text=True,
+            self._java(
+                "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self._config), "--ignore-formatted"
+            ),
+            check=True,
+            capture_output=True,
+            text=True,
         )
 
     def start(self, timeout: float = 90.0) -> None:
@@ -193,7 +218,9 @@ class KafkaNode:
         with open(self.logfile, "ab") as out:
             proc = subprocess.Popen(
                 self._java("kafka.Kafka", str(self._config)),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         self._pidfile.write_text(str(proc.pid))
@@ -292,13 +319,16 @@ def ensure_postgres() -> str:
         raise SystemExit(f"could not create role {PG_USER}: {r.stderr.strip()}")
     env = {**os.environ, "PGPASSWORD": PG_PASSWORD}
     exists = subprocess.run(
-        [*psql, "-U", PG_USER, "-d", "postgres", "-tAc",
-         f"SELECT 1 FROM pg_database WHERE datname = '{PG_DATABASE}'"],
-        check=True, capture_output=True, text=True, env=env,
+        [*psql, "-U", PG_USER, "-d", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{PG_DATABASE}'"],  # noqa: S608 - constant
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
     ).stdout.strip()
     if exists != "1":
-        subprocess.run([*psql, "-U", PG_USER, "-d", "postgres", "-c",
-                        f"CREATE DATABASE {PG_DATABASE}"], check=True, env=env)
+        subprocess.run(
+            [*psql, "-U", PG_USER, "-d", "postgres", "-c", f"CREATE DATABASE {PG_DATABASE}"], check=True, env=env
+        )
     return database_url()
 
 
@@ -329,8 +359,6 @@ SERVICES: dict[str, tuple[str, str]] = {
 
 
 def _healthy(url: str) -> bool:
-    import urllib.request
-
     try:
         with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - loopback health URL
             return bool(resp.status == 200)
@@ -357,8 +385,12 @@ def start_service(name: str, timeout: float = 60.0) -> None:
     RUN.mkdir(parents=True, exist_ok=True)
     with open(logdir / f"{name}.log", "ab") as out:
         proc = subprocess.Popen(
-            [str(VENV_PYTHON), "-m", module], cwd=ROOT, stdin=subprocess.DEVNULL,
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [str(VENV_PYTHON), "-m", module],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     pidfile.write_text(str(proc.pid))
     deadline = time.monotonic() + timeout
@@ -395,21 +427,21 @@ def welcome() -> None:
     print(f"""
 The stack is up. Gateway: {GATEWAY_URL}  (API docs: {GATEWAY_URL}/docs)
 
-Development partner {creds['PARTNER_ID']} (saved in .local/dev-credentials.env):
-  x-api-key:       {creds['API_KEY']}
-  x-api-secret:    {creds['API_SECRET']}
-  x-tenant-id:     {creds['TENANT_ID']}
-  x-sub-tenant-id: {creds['SUBTENANT_ID']}
+Development partner {creds["PARTNER_ID"]} (saved in .local/dev-credentials.env):
+  x-api-key:       {creds["API_KEY"]}
+  x-api-secret:    {creds["API_SECRET"]}
+  x-tenant-id:     {creds["TENANT_ID"]}
+  x-sub-tenant-id: {creds["SUBTENANT_ID"]}
 
 The spec's example request, against this stack:
 
 curl -X POST \\
   {GATEWAY_URL}/api/v1/partner/ingest/batch-call \\
   -H 'Content-Type: application/json' \\
-  -H 'x-api-key: {creds['API_KEY']}' \\
-  -H 'x-api-secret: {creds['API_SECRET']}' \\
-  -H 'x-tenant-id: {creds['TENANT_ID']}' \\
-  -H 'x-sub-tenant-id: {creds['SUBTENANT_ID']}' \\
+  -H 'x-api-key: {creds["API_KEY"]}' \\
+  -H 'x-api-secret: {creds["API_SECRET"]}' \\
+  -H 'x-tenant-id: {creds["TENANT_ID"]}' \\
+  -H 'x-sub-tenant-id: {creds["SUBTENANT_ID"]}' \\
   -d '{{
   "data": [
     {{
@@ -453,10 +485,23 @@ Events land on Kafka topic calls.ingested.v1 at {default_kafka().bootstrap}; `ma
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("command", choices=[
-        "install", "up", "down", "kafka-up", "kafka-down", "pg-up", "pg-down", "env", "status",
-        "services-up", "services-down", "welcome",
-    ])
+    p.add_argument(
+        "command",
+        choices=[
+            "install",
+            "up",
+            "down",
+            "kafka-up",
+            "kafka-down",
+            "pg-up",
+            "pg-down",
+            "env",
+            "status",
+            "services-up",
+            "services-down",
+            "welcome",
+        ],
+    )
     args = p.parse_args(argv)
     kafka = default_kafka()
     match args.command:

@@ -31,7 +31,9 @@ def _check_ident(name: str) -> str:
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for typ in ("json", "jsonb"):
         await conn.set_type_codec(
-            typ, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
+            typ,
+            encoder=lambda v: orjson.dumps(v).decode(),
+            decoder=orjson.loads,
             schema="pg_catalog",
         )
 
@@ -50,7 +52,8 @@ async def create_pool(
             "application_name": app_name or schema,
         },
     )
-    assert pool is not None
+    if pool is None:  # only None when created without awaiting, which we never do
+        raise RuntimeError("asyncpg returned no pool")
     return pool
 
 
@@ -62,9 +65,7 @@ async def apply_migrations(dsn: SecretStr, schema: str, package: str) -> list[st
     """
     schema = _check_ident(schema)
     files = sorted(
-        (f.name, f.read_text(encoding="utf-8"))
-        for f in resources.files(package).iterdir()
-        if f.name.endswith(".sql")
+        (f.name, f.read_text(encoding="utf-8")) for f in resources.files(package).iterdir() if f.name.endswith(".sql")
     )
     conn: asyncpg.Connection = await asyncpg.connect(dsn.get_secret_value())
     applied_now: list[str] = []
@@ -95,11 +96,14 @@ async def apply_migrations(dsn: SecretStr, schema: str, package: str) -> list[st
     return applied_now
 
 
-async def ping(pool: asyncpg.Pool, timeout: float = 2.0) -> bool:
-    """True when a pooled connection answers ``SELECT 1`` within ``timeout``."""
+PING_TIMEOUT_S = 2.0
+
+
+async def ping(pool: asyncpg.Pool) -> bool:
+    """True when a pooled connection answers ``SELECT 1`` within ``PING_TIMEOUT_S``."""
     try:
-        async with pool.acquire(timeout=timeout) as conn:
-            value: Any = await conn.fetchval("SELECT 1", timeout=timeout)
+        async with pool.acquire(timeout=PING_TIMEOUT_S) as conn:
+            value: Any = await conn.fetchval("SELECT 1", timeout=PING_TIMEOUT_S)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
         return False
     return bool(value == 1)

@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 Check = Callable[[], Awaitable[bool]]
+CHECK_TIMEOUT_S = 3.0
 
 
-def health_router(checks: Mapping[str, Check], timeout: float = 3.0) -> APIRouter:
-    """``/healthz``: the process answers. ``/readyz``: every dependency in ``checks`` answers."""
+def health_router() -> APIRouter:
+    """``/healthz``: the process answers. ``/readyz``: every dependency answers.
+
+    The checks are the ``{name: async () -> bool}`` mapping the app's lifespan stores in
+    ``app.state.readiness_checks`` once its clients exist.
+    """
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz", summary="Liveness")
@@ -20,13 +25,14 @@ def health_router(checks: Mapping[str, Check], timeout: float = 3.0) -> APIRoute
         return {"status": "ok"}
 
     @router.get("/readyz", summary="Readiness: Kafka and PostgreSQL reachable")
-    async def readyz() -> JSONResponse:
+    async def readyz(request: Request) -> JSONResponse:
+        checks: Mapping[str, Check] = getattr(request.app.state, "readiness_checks", {})
         names = list(checks)
 
         async def run(name: str) -> bool:
             try:
-                return await asyncio.wait_for(checks[name](), timeout)
-            except Exception:  # noqa: BLE001 - a failing check means "not ready", nothing more
+                return await asyncio.wait_for(checks[name](), CHECK_TIMEOUT_S)
+            except Exception:
                 return False
 
         results = await asyncio.gather(*(run(n) for n in names))

@@ -42,9 +42,10 @@ class TopicSpec:
     replication_factor: int = 1
 
 
-async def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec], timeout: float = 30) -> None:
+async def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec], request_timeout_s: float = 30) -> None:
     """Create the topics that do not exist yet; existing ones are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout * 1000))
+    timeout_ms = int(request_timeout_s * 1000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -52,7 +53,7 @@ async def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec], timeout
         if not missing:
             return
         new = [NewTopic(t.name, t.partitions, t.replication_factor) for t in missing]
-        response = await admin.create_topics(new, timeout_ms=int(timeout * 1000))
+        response = await admin.create_topics(new, timeout_ms=timeout_ms)
         for topic, code, *_ in response.topic_errors:
             # 36 = TOPIC_ALREADY_EXISTS: another replica won the race, which is fine.
             if code not in (0, 36):
@@ -65,11 +66,13 @@ async def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec], timeout
 class KafkaProbe:
     """Answers "is a broker reachable?" for readiness checks, reusing one client."""
 
-    def __init__(self, bootstrap_servers: str) -> None:
+    def __init__(self, bootstrap_servers: str, timeout_s: float = 2.0) -> None:
         self._bootstrap = bootstrap_servers
+        self._timeout_s = timeout_s
         self._client: AIOKafkaClient | None = None
 
-    async def check(self, timeout: float = 2.0) -> bool:
+    async def check(self) -> bool:
+        timeout = self._timeout_s
         try:
             if self._client is None:
                 client = AIOKafkaClient(bootstrap_servers=self._bootstrap, request_timeout_ms=int(timeout * 1000))

@@ -14,8 +14,7 @@ from typing import Any
 import orjson
 
 _STANDARD_ATTRS = frozenset(
-    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
-    | {"message", "asctime", "color_message"}
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime", "color_message"}
 )
 
 

@@ -90,7 +90,7 @@ class OutboxRelay:
                 published = await self.publish_batch()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - any failure: keep rows, back off, retry
+            except Exception as exc:
                 failures += 1
                 self.last_error = type(exc).__name__
                 delay = min(self._max_backoff, 0.2 * 2 ** min(failures, 8)) * random.uniform(0.5, 1.0)  # noqa: S311
@@ -123,14 +123,13 @@ class OutboxRelay:
                 return 0
             producer = await self._ensure_producer()
             started = time.perf_counter()
-            acks = [
-                await producer.send(r["topic"], value=bytes(r["payload"]), key=r["key"].encode())
-                for r in rows
-            ]
+            acks = [await producer.send(r["topic"], value=bytes(r["payload"]), key=r["key"].encode()) for r in rows]
             await asyncio.gather(*acks)
             await conn.execute(_DELETE, [r["id"] for r in rows])
         self.published_total += len(rows)
-        log.debug("outbox batch published", extra={"rows": len(rows), "ms": round((time.perf_counter() - started) * 1000, 1)})
+        log.debug(
+            "outbox batch published", extra={"rows": len(rows), "ms": round((time.perf_counter() - started) * 1000, 1)}
+        )
         return len(rows)
 
     async def _ensure_producer(self) -> AIOKafkaProducer:

@@ -34,30 +34,22 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
     log_format: Literal["json", "text"] = Field("json", validation_alias=_env("LOG_FORMAT"))
 
-    database_url: SecretStr = Field(
-        SecretStr(DEV_DATABASE_URL), validation_alias=_env("DATABASE_URL")
-    )
+    database_url: SecretStr = Field(SecretStr(DEV_DATABASE_URL), validation_alias=_env("DATABASE_URL"))
     db_pool_min_size: int = Field(2, ge=1, validation_alias=_env("DB_POOL_MIN_SIZE"))
     db_pool_max_size: int = Field(10, ge=1, validation_alias=_env("DB_POOL_MAX_SIZE"))
 
-    kafka_bootstrap_servers: str = Field(
-        "127.0.0.1:9092", validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS")
-    )
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS"))
     # Prepended to every topic name: lets tests (and shared clusters) isolate topics.
     kafka_topic_prefix: str = Field("", validation_alias=_env("KAFKA_TOPIC_PREFIX"))
     kafka_topic_partitions: int = Field(6, ge=1, validation_alias=_env("KAFKA_TOPIC_PARTITIONS"))
-    kafka_replication_factor: int = Field(
-        1, ge=1, validation_alias=_env("KAFKA_REPLICATION_FACTOR")
-    )
+    kafka_replication_factor: int = Field(1, ge=1, validation_alias=_env("KAFKA_REPLICATION_FACTOR"))
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ServiceSettings:
         if self.environment == "production":
             for name, value, default in self.secret_defaults():
                 if value == default:
-                    raise ConfigurationError(
-                        f"{name} still has its development default; set it for production"
-                    )
+                    raise ConfigurationError(f"{name} still has its development default; set it for production")
         return self
 
     def secret_defaults(self) -> list[tuple[str, str, str]]:

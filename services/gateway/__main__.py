@@ -17,8 +17,13 @@ MIGRATIONS = "services.gateway.migrations"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.gateway")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"],
-                        help="serve the API (default) or apply database migrations and exit")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="serve",
+        choices=["serve", "migrate"],
+        help="serve the API (default) or apply database migrations and exit",
+    )
     args = parser.parse_args(argv)
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level, settings.log_format)

@@ -60,28 +60,39 @@ async def dev_partner(repo: GatewayRepository, credentials_file: Path) -> dict[s
     if partner_id is None:
         partner_id = new_partner_id()
         await repo.create_partner(partner_id, DEV_PARTNER_NAME, None)
-    if credentials_file.exists():
-        saved = _read_env_file(credentials_file)
+    if await asyncio.to_thread(credentials_file.exists):
+        saved = await asyncio.to_thread(_read_env_file, credentials_file)
         found = await repo.find_credential(saved.get("API_KEY", ""))
-        if found is not None and found.partner_id == partner_id and secret_matches(
-            saved.get("API_SECRET", ""), found.secret_sha256
+        if (
+            found is not None
+            and found.partner_id == partner_id
+            and secret_matches(saved.get("API_SECRET", ""), found.secret_sha256)
         ):
             return saved
     cred = await _issue(repo, partner_id)
     values = {
-        "PARTNER_ID": partner_id, "API_KEY": cred.api_key, "API_SECRET": cred.api_secret,
-        "TENANT_ID": DEV_TENANT, "SUBTENANT_ID": DEV_SUBTENANT,
+        "PARTNER_ID": partner_id,
+        "API_KEY": cred.api_key,
+        "API_SECRET": cred.api_secret,
+        "TENANT_ID": DEV_TENANT,
+        "SUBTENANT_ID": DEV_SUBTENANT,
     }
-    credentials_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(credentials_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("# Development partner credentials written by `make up` (local use only)\n")
-        f.writelines(f"{k}={v}\n" for k, v in values.items())
+    await asyncio.to_thread(_write_env_file, credentials_file, values)
     return values
 
 
+def _write_env_file(path: Path, values: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("# Development partner credentials written by `make up` (local use only)\n")
+        f.writelines(f"{k}={v}\n" for k, v in values.items())
+
+
 async def run(args: argparse.Namespace, settings: GatewaySettings) -> int:
-    pool = await create_pool(settings.database_url, settings.db_schema, min_size=1, max_size=2, app_name="gateway-admin")
+    pool = await create_pool(
+        settings.database_url, settings.db_schema, min_size=1, max_size=2, app_name="gateway-admin"
+    )
     repo = GatewayRepository(pool)
     try:
         match (args.area, args.action):
@@ -89,9 +100,15 @@ async def run(args: argparse.Namespace, settings: GatewaySettings) -> int:
                 partner_id = new_partner_id()
                 await repo.create_partner(partner_id, args.name, args.rate_limit)
                 cred = await _issue(repo, partner_id)
-                _out({"partner_id": partner_id, "name": args.name, "rate_limit_per_minute":
-                      args.rate_limit or settings.default_rate_limit_per_minute,
-                      "api_key": cred.api_key, "api_secret": cred.api_secret})
+                _out(
+                    {
+                        "partner_id": partner_id,
+                        "name": args.name,
+                        "rate_limit_per_minute": args.rate_limit or settings.default_rate_limit_per_minute,
+                        "api_key": cred.api_key,
+                        "api_secret": cred.api_secret,
+                    }
+                )
             case ("partner", "list"):
                 _out({"partners": [dict(r) for r in await repo.list_partners()]})
             case ("partner", "set-rate-limit"):
@@ -100,8 +117,12 @@ async def run(args: argparse.Namespace, settings: GatewaySettings) -> int:
                     return _fail("the limit must be a positive number of requests per minute")
                 if not await repo.set_rate_limit(args.partner_id, limit):
                     return _fail(f"no partner {args.partner_id}")
-                _out({"partner_id": args.partner_id,
-                      "rate_limit_per_minute": limit or settings.default_rate_limit_per_minute})
+                _out(
+                    {
+                        "partner_id": args.partner_id,
+                        "rate_limit_per_minute": limit or settings.default_rate_limit_per_minute,
+                    }
+                )
             case ("key", "issue"):
                 if not await repo.partner_exists(args.partner_id):
                     return _fail(f"no partner {args.partner_id}")
@@ -114,8 +135,15 @@ async def run(args: argparse.Namespace, settings: GatewaySettings) -> int:
                 expiring = await repo.rotate_credential(
                     args.partner_id, cred.api_key, cred.secret_sha256, args.grace_seconds
                 )
-                _out({"partner_id": args.partner_id, "api_key": cred.api_key, "api_secret": cred.api_secret,
-                      "previous_keys_expiring": expiring, "grace_seconds": args.grace_seconds})
+                _out(
+                    {
+                        "partner_id": args.partner_id,
+                        "api_key": cred.api_key,
+                        "api_secret": cred.api_secret,
+                        "previous_keys_expiring": expiring,
+                        "grace_seconds": args.grace_seconds,
+                    }
+                )
             case ("key", "revoke"):
                 if not await repo.revoke_credential(args.api_key):
                     return _fail("no active credential with that key")
@@ -128,8 +156,11 @@ async def run(args: argparse.Namespace, settings: GatewaySettings) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m services.gateway.admin", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m services.gateway.admin",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     areas = p.add_subparsers(dest="area", required=True)
 
     partner = areas.add_parser("partner").add_subparsers(dest="action", required=True)

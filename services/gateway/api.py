@@ -5,6 +5,7 @@ Also the single place where errors become responses (``error_response``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +35,7 @@ class GatewayContext:
     ingest_topic: str
 
 
-def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(body: dict[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
 
 
@@ -74,22 +75,49 @@ def _example(message: str, **extra: Any) -> dict[str, Any]:
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"model": SuccessResponse, "description": "Every call is durably recorded and will be processed.",
-          "content": {"application/json": {"example": {"success": True, "data": {"calls": [
-              {"id": "call123", "status": "accepted"}, {"id": "call122", "status": "duplicate"}]}}}}},
-    400: {"model": ErrorResponse, "description": "Missing tenant or subtenant header, or malformed JSON.",
-          "content": _example("Tenant ID is required")},
+    200: {
+        "model": SuccessResponse,
+        "description": "Every call is durably recorded and will be processed.",
+        "content": {
+            "application/json": {
+                "example": {
+                    "success": True,
+                    "data": {
+                        "calls": [{"id": "call123", "status": "accepted"}, {"id": "call122", "status": "duplicate"}]
+                    },
+                }
+            }
+        },
+    },
+    400: {
+        "model": ErrorResponse,
+        "description": "Missing tenant or subtenant header, or malformed JSON.",
+        "content": _example("Tenant ID is required"),
+    },
     403: {"model": ErrorResponse, "description": "Unknown API key or wrong secret.", "content": _example("Forbidden")},
-    413: {"model": ErrorResponse, "description": "Body larger than 5 MB.",
-          "content": _example("Request payload exceeds the 5MB limit")},
-    415: {"model": ErrorResponse, "description": "Body is not application/json.",
-          "content": _example("Content-Type must be application/json")},
-    422: {"model": ValidationErrorResponse, "description": "Every validation error of the request.",
-          "content": _example("Validation failed",
-                              errors=[{"field": "data[0].call.id", "message": "id should not be empty"}])},
-    429: {"model": ErrorResponse, "description": "Partner's rate limit exceeded; see Retry-After.",
-          "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}},
-          "content": _example("Rate limit exceeded. Try again in 60 seconds.")},
+    413: {
+        "model": ErrorResponse,
+        "description": "Body larger than 5 MB.",
+        "content": _example("Request payload exceeds the 5MB limit"),
+    },
+    415: {
+        "model": ErrorResponse,
+        "description": "Body is not application/json.",
+        "content": _example("Content-Type must be application/json"),
+    },
+    422: {
+        "model": ValidationErrorResponse,
+        "description": "Every validation error of the request.",
+        "content": _example(
+            "Validation failed", errors=[{"field": "data[0].call.id", "message": "id should not be empty"}]
+        ),
+    },
+    429: {
+        "model": ErrorResponse,
+        "description": "Partner's rate limit exceeded; see Retry-After.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}},
+        "content": _example("Rate limit exceeded. Try again in 60 seconds."),
+    },
     500: {"model": ErrorResponse, "description": "Unexpected failure.", "content": _example("Internal server error")},
 }
 
@@ -109,8 +137,12 @@ _api_secret = APIKeyHeader(name="x-api-secret", auto_error=False, scheme_name="A
     tags=["ingestion"],
     responses=_RESPONSES,
     response_class=Response,
-    openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/BatchIn"}}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchIn"}}},
+        }
+    },
 )
 async def ingest_batch_call(
     request: Request,
@@ -130,8 +162,12 @@ async def ingest_batch_call(
             raise UnsupportedMediaType()
         batch = handlers.parse_batch(await read_body(request, settings.max_body_bytes))
         outcomes = await handlers.ingest_batch(
-            ctx.repo, partner, tenancy, batch,
-            topic=ctx.ingest_topic, received_at=datetime.now(UTC),
+            ctx.repo,
+            partner,
+            tenancy,
+            batch,
+            topic=ctx.ingest_topic,
+            received_at=datetime.now(UTC),
         )
     except GatewayError as exc:
         return error_response(exc)

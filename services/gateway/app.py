@@ -21,8 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from schemas.events import TOPIC_INGESTED
 from services.common.db import create_pool, ping
 from services.common.health import health_router
-from services.common.logging import configure_logging
 from services.common.kafka import KafkaProbe, TopicSpec, ensure_topics, make_producer
+from services.common.logging import configure_logging
 from services.common.outbox import OutboxRelay
 from services.gateway.api import GatewayContext, json_response, router
 from services.gateway.config import GatewaySettings
@@ -67,21 +67,30 @@ class RequestLogMiddleware:
         except Exception:
             log.exception("unhandled error", extra={"request_id": request_id, "path": scope.get("path")})
             if not response_started:
-                await send({"type": "http.response.start", "status": 500, "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(_INTERNAL_ERROR)).encode()),
-                    (b"x-request-id", request_id.encode()),
-                ]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(_INTERNAL_ERROR)).encode()),
+                            (b"x-request-id", request_id.encode()),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": _INTERNAL_ERROR})
         finally:
-            log.info("request", extra={
-                "request_id": request_id,
-                "method": scope.get("method"),
-                "path": scope.get("path"),
-                "status": status,
-                "ms": round((time.perf_counter() - started_at) * 1000, 2),
-                "partner_id": scope["state"].get("partner_id"),
-            })
+            log.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": status,
+                    "ms": round((time.perf_counter() - started_at) * 1000, 2),
+                    "partner_id": scope["state"].get("partner_id"),
+                },
+            )
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -111,16 +120,19 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(
-            settings.database_url, settings.db_schema,
-            min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size, app_name="gateway",
+            settings.database_url,
+            settings.db_schema,
+            min_size=settings.db_pool_min_size,
+            max_size=settings.db_pool_max_size,
+            app_name="gateway",
         )
         topic = settings.topic(TOPIC_INGESTED)
         bootstrap = settings.kafka_bootstrap_servers
 
         async def prepare_topics() -> None:
-            await ensure_topics(bootstrap, [
-                TopicSpec(topic, settings.kafka_topic_partitions, settings.kafka_replication_factor)
-            ])
+            await ensure_topics(
+                bootstrap, [TopicSpec(topic, settings.kafka_topic_partitions, settings.kafka_replication_factor)]
+            )
 
         relay = OutboxRelay(
             pool,
@@ -131,7 +143,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
         probe = KafkaProbe(bootstrap)
         app.state.gateway = GatewayContext(settings, GatewayRepository(pool), relay, topic)
-        app.state.checks = {"postgres": lambda: ping(pool), "kafka": probe.check}
+        app.state.readiness_checks = {"postgres": lambda: ping(pool), "kafka": probe.check}
         relay.start()
         log.info("gateway started", extra={"topic": topic})
         try:
@@ -148,10 +160,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
-    app.include_router(health_router({
-        "postgres": lambda: app.state.checks["postgres"](),
-        "kafka": lambda: app.state.checks["kafka"](),
-    }))
+    app.include_router(health_router())
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:

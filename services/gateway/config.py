@@ -9,9 +9,7 @@ from services.common.settings import ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="GATEWAY_", extra="ignore", populate_by_name=True, frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", populate_by_name=True, frozen=True)
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

@@ -33,8 +33,14 @@ class Repository(Protocol):
     async def find_credential(self, api_key: str) -> Credential | None: ...
     async def take_rate_token(self, partner_id: str, limit_per_minute: int) -> tuple[bool, int]: ...
     async def record_calls(
-        self, partner_id: str, tenant_id: str, subtenant_id: str, received_at: datetime,
-        calls: list[NewCall], topic: str,
+        self,
+        partner_id: str,
+        *,
+        tenant_id: str,
+        subtenant_id: str,
+        received_at: datetime,
+        calls: list[NewCall],
+        topic: str,
     ) -> set[str]: ...
 
 
@@ -55,9 +61,9 @@ async def authenticate(repo: Repository, api_key: str | None, api_secret: str | 
     if not api_key or not api_secret or len(api_key) > 200 or len(api_secret) > 200:
         raise Forbidden()
     credential = await repo.find_credential(api_key)
-    if not secret_matches(api_secret, credential.secret_sha256 if credential else None):
+    matched = secret_matches(api_secret, credential.secret_sha256 if credential else None)
+    if credential is None or not matched:
         raise Forbidden()
-    assert credential is not None
     return Partner(credential.partner_id, credential.rate_limit_per_minute)
 
 
@@ -92,21 +98,21 @@ def parse_batch(body: bytes) -> BatchIn:
         raise ValidationFailed(field_errors(exc)) from None
 
 
-def build_event(
-    item: CallItemIn, partner: Partner, tenancy: Tenancy, received_at: datetime
-) -> CallIngested:
+def build_event(item: CallItemIn, partner: Partner, tenancy: Tenancy, received_at: datetime) -> CallIngested:
     """The ``calls.ingested.v1`` event carrying everything later stages need."""
     call = item.call.model_dump(exclude_none=True)
-    payload = CallIngestedPayload.model_validate({
-        "call": call,
-        "agent": item.agent.model_dump(exclude_none=True),
-        "customer": item.customer.model_dump(exclude_none=True),
-        "callback_url": item.callback_url,
-        "metadata": item.metadata or {},
-        "custom_fields": [f.model_dump() for f in item.custom_fields or ()],
-        "extra": item.model_extra or {},
-        "received_at": received_at,
-    })
+    payload = CallIngestedPayload.model_validate(
+        {
+            "call": call,
+            "agent": item.agent.model_dump(exclude_none=True),
+            "customer": item.customer.model_dump(exclude_none=True),
+            "callback_url": item.callback_url,
+            "metadata": item.metadata or {},
+            "custom_fields": [f.model_dump() for f in item.custom_fields or ()],
+            "extra": item.model_extra or {},
+            "received_at": received_at,
+        }
+    )
     return CallIngested(
         event_id=uuid.uuid4(),
         occurred_at=received_at,
@@ -142,7 +148,12 @@ async def ingest_batch(
         event = build_event(item, partner, tenancy, received_at)
         new_calls.append(NewCall(call_id, event.event_id, event.model_dump_json()))
     accepted = await repo.record_calls(
-        partner.partner_id, tenancy.tenant_id, tenancy.subtenant_id, received_at, new_calls, topic
+        partner.partner_id,
+        tenant_id=tenancy.tenant_id,
+        subtenant_id=tenancy.subtenant_id,
+        received_at=received_at,
+        calls=new_calls,
+        topic=topic,
     )
     outcomes = []
     for item in batch.data:

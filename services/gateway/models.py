@@ -33,9 +33,7 @@ MAX_URL = 2048
 
 _E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 # The spec's form (YYYY-MM-DDThh:mm:ssZ), with optional fractional seconds; UTC only.
-_UTC_TIMESTAMP = re.compile(
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|\+00:00)$"
-)
+_UTC_TIMESTAMP = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|\+00:00)$")
 # WHATWG (HTML) e-mail syntax, plus a dot in the domain: what partners' own forms accept.
 _EMAIL = re.compile(
     r"^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
@@ -98,7 +96,7 @@ def _callback_url(value: str) -> str:
     return _url(value, ("https",), "must be a URL starting with https://")
 
 
-def _metadata_value(value: Any) -> str | int | float:
+def _metadata_value(value: object) -> str | int | float:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _fail("must be a string or a number")
     if isinstance(value, float) and not math.isfinite(value):
@@ -167,9 +165,7 @@ class CustomFieldIn(_In):
     )
 
 
-MetadataValue = Annotated[
-    Any, AfterValidator(_metadata_value), Field(json_schema_extra={"type": ["string", "number"]})
-]
+MetadataValue = Annotated[Any, AfterValidator(_metadata_value), Field(json_schema_extra={"type": ["string", "number"]})]
 
 
 class CallItemIn(_In):

@@ -31,18 +31,20 @@ WHERE c.api_key = $1 AND c.revoked_at IS NULL AND (c.expires_at IS NULL OR c.exp
 """
 
 # GCRA in one atomic statement: a request is allowed when, after adding one emission interval
-# to the partner's theoretical arrival time, it is at most one window (the burst) ahead of now.
+# to the partner's theoretical arrival time (TAT), it is at most one window (the burst) ahead of
+# now. A backlog recorded under another limit is rescaled, in requests, to the current interval.
 # $2 = seconds per request (60 / limit), $3 = window seconds (60).
-_TAKE_RATE_TOKEN = """
-INSERT INTO rate_limits AS r (partner_id, tat, allowed)
-VALUES ($1, now() + make_interval(secs => $2), true)
+_CONSUME_RATE_SLOT = """
+INSERT INTO rate_limits AS r (partner_id, tat, interval_s, allowed)
+VALUES ($1, now() + make_interval(secs => $2), $2, true)
 ON CONFLICT (partner_id) DO UPDATE SET
-    allowed = greatest(r.tat, now()) + make_interval(secs => $2) <= now() + make_interval(secs => $3),
-    tat = CASE
-        WHEN greatest(r.tat, now()) + make_interval(secs => $2) <= now() + make_interval(secs => $3)
-        THEN greatest(r.tat, now()) + make_interval(secs => $2)
-        ELSE r.tat
-    END
+    allowed = now() + greatest(r.tat - now(), interval '0') * ($2 / r.interval_s)
+              + make_interval(secs => $2) <= now() + make_interval(secs => $3),
+    tat = now() + greatest(r.tat - now(), interval '0') * ($2 / r.interval_s)
+          + CASE WHEN now() + greatest(r.tat - now(), interval '0') * ($2 / r.interval_s)
+                          + make_interval(secs => $2) <= now() + make_interval(secs => $3)
+                 THEN make_interval(secs => $2) ELSE interval '0' END,
+    interval_s = $2
 RETURNING allowed,
           extract(epoch FROM tat + make_interval(secs => $2) - make_interval(secs => $3) - now())::float8
 """
@@ -81,13 +83,15 @@ class GatewayRepository:
 
     async def take_rate_token(self, partner_id: str, limit_per_minute: int) -> tuple[bool, int]:
         """Count one request; returns (allowed, seconds until the next one would be)."""
-        row = await self._pool.fetchrow(_TAKE_RATE_TOKEN, partner_id, 60.0 / limit_per_minute, 60.0)
-        assert row is not None
+        row = await self._pool.fetchrow(_CONSUME_RATE_SLOT, partner_id, 60.0 / limit_per_minute, 60.0)
+        if row is None:  # an upsert with RETURNING always returns its row
+            raise RuntimeError("rate limit statement returned no row")
         return bool(row[0]), max(1, math.ceil(row[1]))
 
     async def record_calls(
         self,
         partner_id: str,
+        *,
         tenant_id: str,
         subtenant_id: str,
         received_at: datetime,
@@ -113,7 +117,9 @@ class GatewayRepository:
     async def create_partner(self, partner_id: str, name: str, rate_limit: int | None) -> None:
         await self._pool.execute(
             "INSERT INTO partners (partner_id, name, rate_limit_per_minute) VALUES ($1, $2, $3)",
-            partner_id, name, rate_limit,
+            partner_id,
+            name,
+            rate_limit,
         )
 
     async def find_partner_by_name(self, name: str) -> str | None:
@@ -123,30 +129,32 @@ class GatewayRepository:
         return str(value) if value is not None else None
 
     async def list_partners(self) -> list[asyncpg.Record]:
-        return await self._pool.fetch(
+        rows: list[asyncpg.Record] = await self._pool.fetch(
             "SELECT p.partner_id, p.name, p.rate_limit_per_minute, p.created_at,"
             " count(c.api_key) FILTER (WHERE c.revoked_at IS NULL"
             "   AND (c.expires_at IS NULL OR c.expires_at > now())) AS active_keys"
             " FROM partners p LEFT JOIN api_credentials c USING (partner_id)"
             " GROUP BY p.partner_id ORDER BY p.created_at"
         )
+        return rows
 
     async def set_rate_limit(self, partner_id: str, rate_limit: int | None) -> bool:
         status = await self._pool.execute(
             "UPDATE partners SET rate_limit_per_minute = $2 WHERE partner_id = $1",
-            partner_id, rate_limit,
+            partner_id,
+            rate_limit,
         )
         return bool(status.endswith(" 1"))
 
     async def add_credential(self, partner_id: str, api_key: str, secret_sha256: bytes) -> None:
         await self._pool.execute(
             "INSERT INTO api_credentials (api_key, partner_id, secret_sha256) VALUES ($1, $2, $3)",
-            api_key, partner_id, secret_sha256,
+            api_key,
+            partner_id,
+            secret_sha256,
         )
 
-    async def rotate_credential(
-        self, partner_id: str, api_key: str, secret_sha256: bytes, grace_seconds: float
-    ) -> int:
+    async def rotate_credential(self, partner_id: str, api_key: str, secret_sha256: bytes, grace_seconds: float) -> int:
         """Add a credential and let the partner's other active ones expire after the grace period;
         returns how many were set to expire."""
         async with self._pool.acquire() as conn, conn.transaction():
@@ -154,11 +162,14 @@ class GatewayRepository:
                 "UPDATE api_credentials SET expires_at = LEAST("
                 " coalesce(expires_at, 'infinity'), now() + make_interval(secs => $2))"
                 " WHERE partner_id = $1 AND revoked_at IS NULL",
-                partner_id, grace_seconds,
+                partner_id,
+                grace_seconds,
             )
             await conn.execute(
                 "INSERT INTO api_credentials (api_key, partner_id, secret_sha256) VALUES ($1, $2, $3)",
-                api_key, partner_id, secret_sha256,
+                api_key,
+                partner_id,
+                secret_sha256,
             )
         return int(status.split()[-1])
 

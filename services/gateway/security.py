@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 
 KEY_PREFIX = "ck_"
-SECRET_PREFIX = "cs_"
+SECRET_PREFIX = "cs_"  # noqa: S105 - a prefix, not a secret
 # Compared against when the key is unknown, so an unknown key and a wrong secret take the same
 # path and the same time.
 _DUMMY_HASH = hashlib.sha256(b"no such credential").digest()

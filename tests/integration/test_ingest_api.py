@@ -25,7 +25,9 @@ from tests.support.kafka import consume
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "json" / "calls.ingested.v1.json").read_text())
 
 
-async def post(client: httpx.AsyncClient, partner: PartnerCreds, body: object, **header_overrides: str | None) -> httpx.Response:
+async def post(
+    client: httpx.AsyncClient, partner: PartnerCreds, body: object, **header_overrides: str | None
+) -> httpx.Response:
     headers = {**partner.headers(), "content-type": "application/json"}
     for name, value in header_overrides.items():
         key = name.replace("_", "-")
@@ -57,7 +59,11 @@ async def test_spec_example_is_accepted_and_its_event_reaches_kafka(
     event = parse_event(record.value)
     assert isinstance(event, CallIngested)
     assert (event.partner_id, event.tenant_id, event.subtenant_id, event.call_id) == (
-        partner.partner_id, "tenant1", "subtenant1", "call123")
+        partner.partner_id,
+        "tenant1",
+        "subtenant1",
+        "call123",
+    )
     item = body["data"][0]
     assert event.payload.call.recording_url == item["call"]["recording_url"]
     assert event.payload.agent.model_dump() == item["agent"]
@@ -128,7 +134,9 @@ async def test_missing_subtenant_id(client: httpx.AsyncClient, partner: PartnerC
 
 
 async def test_malformed_json(client: httpx.AsyncClient, partner: PartnerCreds) -> None:
-    response = await client.post(INGEST, content=b'{"data": [', headers={**partner.headers(), "content-type": "application/json"})
+    response = await client.post(
+        INGEST, content=b'{"data": [', headers={**partner.headers(), "content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json() == {"success": False, "message": "Malformed JSON body"}
 
@@ -164,8 +172,10 @@ async def test_validation_reports_every_error_with_its_path(client: httpx.AsyncC
         "message": "Validation failed",
         "errors": [
             {"field": "data[0].call.id", "message": "id should not be empty"},
-            {"field": "data[0].call.contact_number",
-             "message": "contact_number must be a phone number in E.164 format (e.g. +1234567890)"},
+            {
+                "field": "data[0].call.contact_number",
+                "message": "contact_number must be a phone number in E.164 format (e.g. +1234567890)",
+            },
             {"field": "data[1].customer.email", "message": "email must be an email"},
             {"field": "data[1].metadata", "message": "metadata must contain no more than 5 keys"},
         ],
@@ -198,12 +208,16 @@ def _oversized_body() -> bytes:
 
 
 async def test_body_over_5mb_is_refused_by_content_length(client: httpx.AsyncClient, partner: PartnerCreds) -> None:
-    response = await client.post(INGEST, content=_oversized_body(), headers={**partner.headers(), "content-type": "application/json"})
+    response = await client.post(
+        INGEST, content=_oversized_body(), headers={**partner.headers(), "content-type": "application/json"}
+    )
     assert response.status_code == 413
     assert response.json() == {"success": False, "message": "Request payload exceeds the 5MB limit"}
 
 
-async def test_streamed_body_over_5mb_is_refused_while_reading(client: httpx.AsyncClient, partner: PartnerCreds) -> None:
+async def test_streamed_body_over_5mb_is_refused_while_reading(
+    client: httpx.AsyncClient, partner: PartnerCreds
+) -> None:
     body = _oversized_body()
     sent = 0
 
@@ -213,13 +227,19 @@ async def test_streamed_body_over_5mb_is_refused_while_reading(client: httpx.Asy
             sent += 1
             yield body[i : i + 64 * 1024]
 
-    response = await client.post(INGEST, content=chunks(), headers={**partner.headers(), "content-type": "application/json"})
+    response = await client.post(
+        INGEST, content=chunks(), headers={**partner.headers(), "content-type": "application/json"}
+    )
     assert response.status_code == 413
     assert response.json()["success"] is False
 
 
 async def test_body_of_exactly_the_limit_is_parsed(client: httpx.AsyncClient, partner: PartnerCreds) -> None:
-    response = await client.post(INGEST, content=b" " * (5 * 1024 * 1024 - 2) + b"{}", headers={**partner.headers(), "content-type": "application/json"})
+    response = await client.post(
+        INGEST,
+        content=b" " * (5 * 1024 * 1024 - 2) + b"{}",
+        headers={**partner.headers(), "content-type": "application/json"},
+    )
     assert response.status_code == 422  # parsed (and empty), not refused for size
 
 
@@ -261,8 +281,12 @@ async def test_resubmitted_call_is_a_duplicate_and_not_processed_again(
     again = await post(client, partner, {"data": [item, call_item("fresh-one")]})
     assert first.json()["data"]["calls"] == [{"id": item["call"]["id"], "status": "accepted"}]
     assert again.status_code == 200
-    assert again.json() == {"success": True, "data": {"calls": [
-        {"id": item["call"]["id"], "status": "duplicate"}, {"id": "fresh-one", "status": "accepted"}]}}
+    assert again.json() == {
+        "success": True,
+        "data": {
+            "calls": [{"id": item["call"]["id"], "status": "duplicate"}, {"id": "fresh-one", "status": "accepted"}]
+        },
+    }
     records = await consume(infra.kafka_bootstrap, gateway_settings.topic("calls.ingested.v1"), 2, linger=1.5)
     assert sorted(parse_event(r.value).call_id for r in records) == sorted([item["call"]["id"], "fresh-one"])
 

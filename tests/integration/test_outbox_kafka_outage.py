@@ -49,10 +49,12 @@ async def _outbox_rows(url: str) -> int:
 async def test_calls_accepted_while_kafka_is_down_are_published_when_it_returns(
     broker: KafkaNode, isolated_database_url: str, gateway_settings: GatewaySettings
 ) -> None:
-    settings = gateway_settings.model_copy(update={
-        "database_url": SecretStr(isolated_database_url),
-        "kafka_bootstrap_servers": broker.bootstrap,
-    })
+    settings = gateway_settings.model_copy(
+        update={
+            "database_url": SecretStr(isolated_database_url),
+            "kafka_bootstrap_servers": broker.bootstrap,
+        }
+    )
     topic = settings.topic("calls.ingested.v1")
     partner = await create_partner(isolated_database_url)
     headers = {**partner.headers(), "content-type": "application/json"}
@@ -93,15 +95,19 @@ async def test_gateway_starts_and_accepts_while_kafka_was_never_up(
     isolated_database_url: str, gateway_settings: GatewaySettings, tmp_path: Path
 ) -> None:
     node = KafkaNode(tmp_path / "late-kafka", free_port(), free_port(), heap="256m")
-    settings = gateway_settings.model_copy(update={
-        "database_url": SecretStr(isolated_database_url),
-        "kafka_bootstrap_servers": node.bootstrap,
-    })
+    settings = gateway_settings.model_copy(
+        update={
+            "database_url": SecretStr(isolated_database_url),
+            "kafka_bootstrap_servers": node.bootstrap,
+        }
+    )
     partner = await create_partner(isolated_database_url)
     try:
         async with running_gateway(settings) as (_, client):
             response = await client.post(
-                INGEST, content=orjson.dumps(batch(2)), headers={**partner.headers(), "content-type": "application/json"}
+                INGEST,
+                content=orjson.dumps(batch(2)),
+                headers={**partner.headers(), "content-type": "application/json"},
             )
             assert response.status_code == 200
             await asyncio.to_thread(node.start)

@@ -75,7 +75,7 @@ def gateway_env(settings: GatewaySettings, port: int) -> dict[str, str]:
         "KAFKA_TOPIC_PARTITIONS": str(settings.kafka_topic_partitions),
         "GATEWAY_PORT": str(port),
         "GATEWAY_HOST": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",
     }
 
 
@@ -85,8 +85,11 @@ def gateway_process(settings: GatewaySettings, log_path: Path) -> Iterator[str]:
     port = free_port()
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.gateway"], cwd=ROOT, env=gateway_env(settings, port),
-            stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "services.gateway"],
+            cwd=ROOT,
+            env=gateway_env(settings, port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:

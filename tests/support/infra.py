@@ -18,6 +18,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
+from testcontainers.community.postgres import PostgresContainer
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.waiting_utils import wait_for_logs
+
 from deploy.local import stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,8 +45,6 @@ def pinned_kafka_version() -> str:
 
 def docker_available() -> bool:
     try:
-        import docker
-
         client = docker.from_env(timeout=3)
         try:
             return bool(client.ping())
@@ -60,9 +63,6 @@ def free_port() -> int:
 @contextlib.contextmanager
 def kafka_container() -> Iterator[str]:
     """Apache Kafka (KRaft, single node) in Docker, advertised on a host port chosen up front."""
-    from testcontainers.core.container import DockerContainer
-    from testcontainers.core.waiting_utils import wait_for_logs
-
     port = free_port()
     container = (
         DockerContainer(f"apache/kafka:{pinned_kafka_version()}")
@@ -89,8 +89,6 @@ def kafka_container() -> Iterator[str]:
 
 @contextlib.contextmanager
 def postgres_container() -> Iterator[str]:
-    from testcontainers.postgres import PostgresContainer
-
     with PostgresContainer("postgres:15-alpine", driver=None) as pg:
         yield pg.get_connection_url()
 

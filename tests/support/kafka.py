@@ -14,8 +14,12 @@ async def consume(
     """Read ``topic`` from the beginning until ``count`` records arrived or ``timeout`` passed,
     then keep reading for ``linger`` seconds so that unexpected extra records show up too."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-        enable_auto_commit=False, metadata_max_age_ms=1000,
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        metadata_max_age_ms=1000,
     )
     await consumer.start()
     records: list[ConsumerRecord] = []

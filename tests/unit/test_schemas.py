@@ -23,13 +23,13 @@ JSON_DIR = Path(generate.__file__).parent / "json"
 @pytest.mark.parametrize("name", sorted(generate.schemas()))
 def test_checked_in_json_schema_matches_the_models(name: str) -> None:
     checked_in = (JSON_DIR / name).read_text(encoding="utf-8")
-    assert checked_in == generate.render(generate.schemas()[name]), (
-        f"schemas/json/{name} is stale: run `make schemas`"
-    )
+    assert checked_in == generate.render(generate.schemas()[name]), f"schemas/json/{name} is stale: run `make schemas`"
 
 
 def _ingested() -> CallIngested:
-    batch = parse_batch(orjson.dumps({"data": [call_item("c-1", custom_fields=[{"internal_name": "deal", "value": 3}])]}))
+    batch = parse_batch(
+        orjson.dumps({"data": [call_item("c-1", custom_fields=[{"internal_name": "deal", "value": 3}])]})
+    )
     return build_event(batch.data[0], Partner("ptn_x", None), Tenancy("t1", "s1"), datetime.now(UTC))
 
 
@@ -73,8 +73,13 @@ def test_v1_reader_accepts_fields_added_later() -> None:
 
 def test_union_dispatches_on_type() -> None:
     failed = CallFailed(
-        event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), partner_id="p", tenant_id="t",
-        subtenant_id="s", call_id="c", source="fetcher",
+        event_id=uuid.uuid4(),
+        occurred_at=datetime.now(UTC),
+        partner_id="p",
+        tenant_id="t",
+        subtenant_id="s",
+        call_id="c",
+        source="fetcher",
         payload={"stage": "fetch", "code": "http_404", "message": "recording not found", "retryable": False},
     )
     assert isinstance(parse_event(dump_event(failed)), CallFailed)

@@ -27,13 +27,16 @@ def test_unknown_key_never_matches_even_the_dummy_secret() -> None:
     assert hash_secret("no such credential") != b""
 
 
-@pytest.mark.parametrize(("tenant", "subtenant", "error", "message"), [
-    (None, "s", TenantMissing, "Tenant ID is required"),
-    ("  ", "s", TenantMissing, "Tenant ID is required"),
-    ("t", None, SubtenantMissing, "Subtenant ID is required"),
-    ("t", "", SubtenantMissing, "Subtenant ID is required"),
-    (None, None, TenantMissing, "Tenant ID is required"),
-])
+@pytest.mark.parametrize(
+    ("tenant", "subtenant", "error", "message"),
+    [
+        (None, "s", TenantMissing, "Tenant ID is required"),
+        ("  ", "s", TenantMissing, "Tenant ID is required"),
+        ("t", None, SubtenantMissing, "Subtenant ID is required"),
+        ("t", "", SubtenantMissing, "Subtenant ID is required"),
+        (None, None, TenantMissing, "Tenant ID is required"),
+    ],
+)
 def test_tenancy_headers_are_required(tenant: str | None, subtenant: str | None, error: type, message: str) -> None:
     with pytest.raises(error) as caught:
         require_tenancy(tenant, subtenant)

@@ -49,19 +49,30 @@ def test_call_id_must_be_a_string() -> None:
     assert errors_of({"data": [item]}) == [{"field": "data[0].call.id", "message": "id must be a string"}]
 
 
-@pytest.mark.parametrize("url", [
-    "http://recordings.example.com/a.mp3",
-    "https://cdn.example.com/path/a.wav?sig=abc&exp=1",
-    "https://user:pass@files.example.com:8443/a.m4a",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://recordings.example.com/a.mp3",
+        "https://cdn.example.com/path/a.wav?sig=abc&exp=1",
+        "https://user:pass@files.example.com:8443/a.m4a",
+    ],
+)
 def test_recording_url_accepts_absolute_http_urls(url: str) -> None:
     assert errors_for_item(call__recording_url=url) == []
 
 
-@pytest.mark.parametrize("url", [
-    "ftp://example.com/a.mp3", "/recordings/a.mp3", "https://", "not a url",
-    "https://exa mple.com/a.mp3", "file:///etc/passwd", "https://example.com:99999/a.mp3",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/a.mp3",
+        "/recordings/a.mp3",
+        "https://",
+        "not a url",
+        "https://exa mple.com/a.mp3",
+        "file:///etc/passwd",
+        "https://example.com:99999/a.mp3",
+    ],
+)
 def test_recording_url_rejects_anything_else(url: str) -> None:
     assert errors_for_item(call__recording_url=url) == [
         {"field": "data[0].call.recording_url", "message": "recording_url must be an absolute http(s) URL"}
@@ -73,15 +84,24 @@ def test_start_time_accepts_utc_iso8601(ts: str) -> None:
     assert errors_for_item(call__start_time=ts) == []
 
 
-@pytest.mark.parametrize("ts", [
-    "2023-01-01 10:00:00", "2023-01-01T10:00:00", "2023-01-01T12:00:00+02:00",
-    "2023-13-01T10:00:00Z", "01/01/2023", 1672567200,
-])
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "2023-01-01 10:00:00",
+        "2023-01-01T10:00:00",
+        "2023-01-01T12:00:00+02:00",
+        "2023-13-01T10:00:00Z",
+        "01/01/2023",
+        1672567200,
+    ],
+)
 def test_start_time_must_be_utc_iso8601(ts: Any) -> None:
-    assert errors_for_item(call__start_time=ts) == [{
-        "field": "data[0].call.start_time",
-        "message": "start_time must be an ISO 8601 date-time in UTC (YYYY-MM-DDThh:mm:ssZ)",
-    }]
+    assert errors_for_item(call__start_time=ts) == [
+        {
+            "field": "data[0].call.start_time",
+            "message": "start_time must be an ISO 8601 date-time in UTC (YYYY-MM-DDThh:mm:ssZ)",
+        }
+    ]
 
 
 @pytest.mark.parametrize("end", ["2023-01-01T10:00:00Z", "2023-01-01T09:59:59Z"])
@@ -107,10 +127,12 @@ def test_contact_number_accepts_e164(number: str) -> None:
 @pytest.mark.parametrize("number", ["1234567890", "+0123456", "+12 345 678", "+1234567890123456", "+1", ""])
 def test_contact_number_must_be_e164(number: str) -> None:
     errors = errors_for_item(call__contact_number=number)
-    assert errors == [{
-        "field": "data[0].call.contact_number",
-        "message": "contact_number must be a phone number in E.164 format (e.g. +1234567890)",
-    }]
+    assert errors == [
+        {
+            "field": "data[0].call.contact_number",
+            "message": "contact_number must be a phone number in E.164 format (e.g. +1234567890)",
+        }
+    ]
 
 
 # -- agent and customer -------------------------------------------------------------------------
@@ -135,7 +157,9 @@ def test_emails_accept_valid_addresses(who: str, email: str) -> None:
 
 
 @pytest.mark.parametrize("who", ["agent", "customer"])
-@pytest.mark.parametrize("email", ["plainaddress", "a@", "@example.com", "a@example", "a b@example.com", "a@exa_mple.com"])
+@pytest.mark.parametrize(
+    "email", ["plainaddress", "a@", "@example.com", "a@example", "a b@example.com", "a@exa_mple.com"]
+)
 def test_emails_must_be_valid(who: str, email: str) -> None:
     assert errors_for_item(**{f"{who}__email": email}) == [
         {"field": f"data[0].{who}.email", "message": "email must be an email"}
@@ -201,7 +225,9 @@ def test_metadata_must_be_an_object() -> None:
 
 
 def test_custom_fields_accept_ten_items() -> None:
-    fields = [{"internal_name": f"f{i}", "value": v} for i, v in enumerate(["x", 1, 2.5, True, None, "", "y", 0, "z", "w"])]
+    fields = [
+        {"internal_name": f"f{i}", "value": v} for i, v in enumerate(["x", 1, 2.5, True, None, "", "y", 0, "z", "w"])
+    ]
     assert errors_for_item(custom_fields=fields) == []
 
 

@@ -22,10 +22,12 @@ CREATE TABLE api_credentials (
 CREATE INDEX api_credentials_partner_idx ON api_credentials (partner_id);
 
 -- GCRA state per partner ("theoretical arrival time"), shared by every gateway replica.
--- UNLOGGED: losing it in a database crash only resets the limits.
+-- interval_s is the emission interval the state was computed with, so a changed limit rescales
+-- the backlog instead of inheriting the old rate. UNLOGGED: a database crash only resets limits.
 CREATE UNLOGGED TABLE rate_limits (
     partner_id text PRIMARY KEY,
     tat        timestamptz NOT NULL,
+    interval_s double precision NOT NULL,
     allowed    boolean NOT NULL
 );
 
