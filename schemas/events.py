@@ -14,9 +14,13 @@ land on one partition, in order.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Annotated, Any, Literal, TypeAlias
 from uuid import UUID
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -161,3 +165,72 @@ def parse_event(raw: bytes | str) -> AnyEvent:
 def dump_event(event: _Envelope) -> bytes:
     """Encode an event as the JSON bytes put on Kafka."""
     return event.model_dump_json().encode()
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast encoding for the gateway's hot path
+# ---------------------------------------------------------------------------------------------
+
+
+def new_event_ids(count: int) -> list[str]:
+    """``count`` random (version 4) UUIDs as strings, from one read of the OS entropy pool."""
+    raw = bytearray(os.urandom(16 * count))
+    ids = []
+    for i in range(0, 16 * count, 16):
+        raw[i + 6] = (raw[i + 6] & 0x0F) | 0x40
+        raw[i + 8] = (raw[i + 8] & 0x3F) | 0x80
+        h = raw[i : i + 16].hex()
+        ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return ids
+
+
+def _utc(value: str) -> str:
+    return value[:-6] + "Z" if value.endswith("+00:00") else value
+
+
+def encode_call_ingested(
+    *,
+    event_id: str,
+    occurred_at: datetime,
+    partner_id: str,
+    tenant_id: str,
+    subtenant_id: str,
+    source: str,
+    call: Mapping[str, Any],
+    agent: Mapping[str, Any],
+    customer: Mapping[str, Any],
+    callback_url: str | None,
+    metadata: Mapping[str, Any] | None,
+    custom_fields: list[Mapping[str, Any]] | None,
+    extra: Mapping[str, Any],
+) -> bytes:
+    """The JSON of a ``CallIngested`` built straight from data the gateway has already
+    validated, without constructing the models (the ingestion hot path encodes 50 per request).
+    Tests check the output parses as ``CallIngested`` and matches ``schemas/json``."""
+    call_out = dict(call)
+    call_out["start_time"] = _utc(call["start_time"])
+    call_out["end_time"] = _utc(call["end_time"])
+    return orjson.dumps(
+        {
+            "event_id": event_id,
+            "schema_version": SCHEMA_VERSION,
+            "occurred_at": occurred_at,
+            "partner_id": partner_id,
+            "tenant_id": tenant_id,
+            "subtenant_id": subtenant_id,
+            "call_id": call["id"],
+            "source": source,
+            "type": "call.ingested",
+            "payload": {
+                "call": call_out,
+                "agent": agent,
+                "customer": customer,
+                "callback_url": callback_url,
+                "metadata": metadata or {},
+                "custom_fields": custom_fields or [],
+                "extra": extra,
+                "received_at": occurred_at,
+            },
+        },
+        option=orjson.OPT_UTC_Z,
+    )

@@ -333,7 +333,8 @@ def ensure_postgres() -> str:
 
 
 def database_url(db: str = PG_DATABASE) -> str:
-    return f"postgresql://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{PG_PORT}/{db}"
+    # TLS off: the connection never leaves loopback.
+    return f"postgresql://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{PG_PORT}/{db}?sslmode=disable"
 
 
 def stop_postgres_if_started() -> None:

@@ -28,6 +28,15 @@ def _check_ident(name: str) -> str:
     return name
 
 
+async def _reset_connection(conn: asyncpg.Connection) -> None:
+    """Run when a connection returns to its pool, instead of asyncpg's default reset (four
+    statements, one round trip per release). The services keep no session state on pooled
+    connections (no SET, LISTEN, session advisory locks or cursors outside a transaction), so
+    only a transaction left open by an error needs undoing."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for typ in ("json", "jsonb"):
         await conn.set_type_codec(
@@ -47,6 +56,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_reset_connection,
         server_settings={
             "search_path": f"{_check_ident(schema)},public",
             "application_name": app_name or schema,

@@ -15,7 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.common.errors import ConfigurationError
 
 # Loopback development database created by `make up` (deploy/local/stack.py).
-DEV_DATABASE_URL = "postgresql://callpipe:callpipe@127.0.0.1:5432/callpipe"
+# TLS is off because the connection never leaves loopback; production URLs set their own sslmode.
+DEV_DATABASE_URL = "postgresql://callpipe:callpipe@127.0.0.1:5432/callpipe?sslmode=disable"
 
 
 def _env(name: str) -> AliasChoices:

@@ -31,6 +31,7 @@ class GatewayContext:
 
     settings: GatewaySettings
     repo: GatewayRepository
+    credentials: handlers.CredentialCache
     relay: OutboxRelay
     ingest_topic: str
 
@@ -154,18 +155,18 @@ async def ingest_batch_call(
     ctx: GatewayContext = request.app.state.gateway
     settings = ctx.settings
     try:
-        partner = await handlers.authenticate(ctx.repo, x_api_key, x_api_secret)
+        partner = await handlers.authenticate(ctx.credentials, x_api_key, x_api_secret)
         request.state.partner_id = partner.partner_id
         await handlers.enforce_rate_limit(ctx.repo, partner, settings.default_rate_limit_per_minute)
         tenancy = handlers.require_tenancy(x_tenant_id, x_sub_tenant_id)
         if not _is_json(request.headers.get("content-type")):
             raise UnsupportedMediaType()
-        batch = handlers.parse_batch(await read_body(request, settings.max_body_bytes))
+        items = handlers.parse_batch(await read_body(request, settings.max_body_bytes))
         outcomes = await handlers.ingest_batch(
             ctx.repo,
             partner,
             tenancy,
-            batch,
+            items,
             topic=ctx.ingest_topic,
             received_at=datetime.now(UTC),
         )

@@ -26,7 +26,8 @@ from services.common.logging import configure_logging
 from services.common.outbox import OutboxRelay
 from services.gateway.api import GatewayContext, json_response, router
 from services.gateway.config import GatewaySettings
-from services.gateway.models import BatchIn
+from services.gateway.handlers import CredentialCache
+from services.gateway.models import BATCH
 from services.gateway.repository import GatewayRepository
 
 log = logging.getLogger("services.gateway")
@@ -99,7 +100,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-    body = BatchIn.model_json_schema(ref_template="#/components/schemas/{model}")
+    body = BATCH.json_schema(ref_template="#/components/schemas/{model}")
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(body.pop("$defs", {}))
     components["BatchIn"] = body
@@ -142,7 +143,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             poll_interval=settings.outbox_poll_interval_s,
         )
         probe = KafkaProbe(bootstrap)
-        app.state.gateway = GatewayContext(settings, GatewayRepository(pool), relay, topic)
+        repo = GatewayRepository(pool)
+        credentials = CredentialCache(repo, settings.credential_cache_ttl_s)
+        app.state.gateway = GatewayContext(settings, repo, credentials, relay, topic)
         app.state.readiness_checks = {"postgres": lambda: ping(pool), "kafka": probe.check}
         relay.start()
         log.info("gateway started", extra={"topic": topic})

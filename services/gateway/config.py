@@ -19,5 +19,9 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="the spec's 5 MB payload cap")
     default_rate_limit_per_minute: int = Field(120, ge=1, description="per partner, unless set on the partner")
 
-    outbox_batch_size: int = Field(1000, ge=1)
+    credential_cache_ttl_s: float = Field(
+        2.0, ge=0, description="how long a found credential is reused; revocation takes effect within it"
+    )
+
+    outbox_batch_size: int = Field(100, ge=1, description="outbox rows (committed requests) per publish round")
     outbox_poll_interval_s: float = Field(0.5, gt=0)

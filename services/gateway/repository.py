@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from uuid import UUID
 
 import asyncpg
 
@@ -20,8 +19,7 @@ class Credential:
 @dataclass(frozen=True)
 class NewCall:
     call_id: str
-    event_id: UUID
-    event_json: str
+    event: bytes  # the encoded calls.ingested.v1 event
 
 
 _FIND_CREDENTIAL = """
@@ -54,16 +52,17 @@ RETURNING allowed,
 # sorted insertion keeps concurrent batches from deadlocking on each other's keys.
 _RECORD_CALLS = """
 WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[]) AS t(call_id, event_id, event)
+    SELECT * FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS t(call_id, event, ord)
 ), inserted AS (
-    INSERT INTO calls (partner_id, call_id, tenant_id, subtenant_id, event_id, received_at, event)
-    SELECT $4, call_id, $5, $6, event_id, $7, event::jsonb FROM input ORDER BY call_id
+    INSERT INTO calls (partner_id, call_id, tenant_id, subtenant_id, received_at)
+    SELECT $3, call_id, $4, $5, $6 FROM input ORDER BY call_id
     ON CONFLICT (partner_id, call_id) DO NOTHING
     RETURNING call_id
 ), queued AS (
-    INSERT INTO outbox (topic, key, payload)
-    SELECT $8, $4 || '/' || input.call_id, convert_to(input.event, 'UTF8')
+    INSERT INTO outbox (topic, keys, payloads)
+    SELECT $7, array_agg($3 || '/' || input.call_id ORDER BY input.ord), array_agg(input.event ORDER BY input.ord)
     FROM inserted JOIN input USING (call_id)
+    HAVING count(*) > 0
 )
 SELECT call_id FROM inserted
 """
@@ -102,8 +101,7 @@ class GatewayRepository:
         rows = await self._pool.fetch(
             _RECORD_CALLS,
             [c.call_id for c in calls],
-            [c.event_id for c in calls],
-            [c.event_json for c in calls],
+            [c.event for c in calls],
             partner_id,
             tenant_id,
             subtenant_id,

@@ -401,3 +401,23 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "checks": {"postgres": "ok", "kafka": "ok"}}
+
+
+async def test_revocation_applies_within_the_credential_cache_ttl(
+    gateway_settings: GatewaySettings, database_url: str
+) -> None:
+    partner = await create_partner(database_url)
+    settings = gateway_settings.model_copy(update={"credential_cache_ttl_s": 1.0})
+    async with running_gateway(settings) as (_, client):
+        assert (await post(client, partner, batch())).status_code == 200
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute(
+                "UPDATE gateway.api_credentials SET revoked_at = now() WHERE api_key = $1", partner.api_key
+            )
+        finally:
+            await conn.close()
+        # a wrong secret is refused even while the credential is cached
+        assert (await post(client, partner, batch(), x_api_secret="wrong")).status_code == 403
+        await asyncio.sleep(1.2)
+        assert (await post(client, partner, batch())).status_code == 403

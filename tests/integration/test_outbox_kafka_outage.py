@@ -41,7 +41,7 @@ def broker(tmp_path: Path) -> Iterator[KafkaNode]:
 async def _outbox_rows(url: str) -> int:
     conn = await asyncpg.connect(url)
     try:
-        return int(await conn.fetchval("SELECT count(*) FROM gateway.outbox"))
+        return int(await conn.fetchval("SELECT coalesce(sum(cardinality(keys)), 0) FROM gateway.outbox"))
     finally:
         await conn.close()
 

@@ -13,8 +13,8 @@ import orjson
 import pytest
 
 from schemas import generate
-from schemas.events import CallFailed, CallIngested, CallIngestedPayload, dump_event, parse_event
-from services.gateway.handlers import Partner, Tenancy, build_event, parse_batch
+from schemas.events import CallFailed, CallIngested, CallIngestedPayload, dump_event, new_event_ids, parse_event
+from services.gateway.handlers import Partner, Tenancy, encode_event, parse_batch
 from tests.factories import call_item
 
 JSON_DIR = Path(generate.__file__).parent / "json"
@@ -26,11 +26,13 @@ def test_checked_in_json_schema_matches_the_models(name: str) -> None:
     assert checked_in == generate.render(generate.schemas()[name]), f"schemas/json/{name} is stale: run `make schemas`"
 
 
-def _ingested() -> CallIngested:
-    batch = parse_batch(
-        orjson.dumps({"data": [call_item("c-1", custom_fields=[{"internal_name": "deal", "value": 3}])]})
-    )
-    return build_event(batch.data[0], Partner("ptn_x", None), Tenancy("t1", "s1"), datetime.now(UTC))
+def _ingested(**overrides: object) -> CallIngested:
+    item = call_item("c-1", custom_fields=[{"internal_name": "deal", "value": 3}], **overrides)
+    items = parse_batch(orjson.dumps({"data": [item]}))
+    raw = encode_event(items[0], Partner("ptn_x", None), Tenancy("t1", "s1"), datetime.now(UTC), str(uuid.uuid4()))
+    event = parse_event(raw)
+    assert isinstance(event, CallIngested)
+    return event
 
 
 def test_gateway_events_validate_against_the_checked_in_schema() -> None:
@@ -49,6 +51,53 @@ def test_schema_rejects_an_event_missing_its_envelope() -> None:
     schema = json.loads((JSON_DIR / "calls.ingested.v1.json").read_text())
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(event, schema)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"callback_url": None, "metadata": None, "industry": None, "function": None, "agent__email": None},
+        {"call__start_time": "2023-01-01T10:00:00.5+00:00", "customer": {"id": "c", "email": None, "tier": "gold"}},
+    ],
+)
+def test_fast_encoding_equals_the_model(overrides: dict[str, object]) -> None:
+    """The gateway encodes events without building models; what it writes must be, field for
+    field, the event the model describes (built here independently, through the models)."""
+    item = call_item("c-1", custom_fields=[{"internal_name": "deal", "value": 3}], **overrides)
+    received_at, event_id = datetime.now(UTC), uuid.uuid4()
+    raw = encode_event(
+        parse_batch(orjson.dumps({"data": [item]}))[0],
+        Partner("ptn_x", None),
+        Tenancy("t1", "s1"),
+        received_at,
+        str(event_id),
+    )
+    known = {"call", "agent", "customer", "callback_url", "metadata", "custom_fields"}
+    expected = CallIngested(
+        event_id=event_id,
+        occurred_at=received_at,
+        partner_id="ptn_x",
+        tenant_id="t1",
+        subtenant_id="s1",
+        call_id="c-1",
+        source="gateway",
+        payload=CallIngestedPayload.model_validate(
+            {
+                **{k: v for k, v in item.items() if k in known},
+                "metadata": item.get("metadata") or {},
+                "extra": {k: v for k, v in item.items() if k not in known},
+                "received_at": received_at,
+            }
+        ),
+    )
+    assert parse_event(raw) == expected
+
+
+def test_new_event_ids_are_distinct_version_4_uuids() -> None:
+    ids = new_event_ids(1000)
+    assert len(set(ids)) == 1000
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
 
 
 def test_round_trip_through_the_union() -> None:

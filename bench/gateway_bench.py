@@ -1,0 +1,437 @@
+"""Gateway load benchmark (``make bench``): the real gateway against a no-op FastAPI endpoint
+that only parses the same body, both loaded with vegeta on loopback in one run.
+
+Phases (each after a short warm-up):
+  1. no-op, as fast as it goes        2. gateway, as fast as it goes
+  3. gateway at half of (2)'s rate    4. no-op at that same rate
+Accepted calls are counted in PostgreSQL (not inferred from status codes), and the run waits
+until the outbox has drained to Kafka, so the figures are for calls that are durably recorded
+and published. CPU seconds per component show where the time goes.
+
+Usage: python bench/gateway_bench.py [--duration 20] [--workers 2] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
+from pydantic import SecretStr
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from deploy.local import stack  # noqa: E402
+from services.common.db import apply_migrations  # noqa: E402
+from services.gateway.security import issue_credential, new_partner_id  # noqa: E402
+
+VEGETA_VERSION = "v12.12.0"
+BIN = ROOT / ".local" / "bin"
+OUT = ROOT / ".local" / "bench"
+INGEST = "/api/v1/partner/ingest/batch-call"
+CALLS_PER_BATCH = 50
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(msg: str) -> None:
+    sys.stderr.write(f"[bench] {msg}\n")
+    sys.stderr.flush()
+
+
+def ensure_vegeta() -> Path:
+    vegeta = BIN / "vegeta"
+    if not vegeta.exists():
+        log(f"installing vegeta {VEGETA_VERSION} from the Go module proxy")
+        BIN.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["go", "install", f"github.com/tsenart/vegeta/v12@{VEGETA_VERSION}"],
+            check=True,
+            env={**os.environ, "GOBIN": str(BIN)},
+        )
+    return vegeta
+
+
+# -- CPU accounting --------------------------------------------------------------------------
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    # utime, stime, cutime, cstime (children reaped by this process count too)
+    return sum(int(x) for x in fields[11:15])
+
+
+def _tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def _pids_named(name: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    pids.append(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    return pids
+
+
+def cpu_snapshot(groups: dict[str, list[int]]) -> dict[str, float]:
+    return {name: sum(_cpu_ticks(p) for p in pids) / CLK_TCK for name, pids in groups.items()}
+
+
+# -- servers ---------------------------------------------------------------------------------
+
+
+def start_server(kind: str, port: int, workers: int, env: dict[str, str], logfile: Path) -> subprocess.Popen[bytes]:
+    with socket.socket() as probe_socket:
+        if probe_socket.connect_ex(("127.0.0.1", port)) == 0:
+            raise SystemExit(f"port {port} is already in use: stop whatever listens there first")
+    if kind == "gateway":
+        cmd = [sys.executable, "-m", "services.gateway"]
+        env = {**env, "GATEWAY_PORT": str(port), "GATEWAY_WORKERS": str(workers)}
+    else:
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.noop_app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--no-server-header",
+        ]
+    with open(logfile, "ab") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    probe = "/healthz" if kind == "gateway" else "/openapi.json"
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{kind} did not start; see {logfile}")
+        time.sleep(0.2)
+    time.sleep(1.0 if workers > 1 else 0.2)  # let every worker finish its startup
+    return proc
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, 15)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+
+
+# -- load ------------------------------------------------------------------------------------
+
+
+def attack(
+    vegeta: Path, url: str, headers: dict[str, str], *, rate: int, duration: float, concurrency: int, results: Path
+) -> dict[str, Any]:
+    """vegeta at ``rate`` requests/s (0: as fast as ``concurrency`` connections allow)."""
+    targets = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "targets.py"), url + INGEST, json.dumps(headers)], stdout=subprocess.PIPE
+    )
+    cmd = [
+        str(vegeta),
+        "attack",
+        "-format=json",
+        "-lazy",
+        f"-duration={duration}s",
+        "-timeout=30s",
+        f"-rate={rate}/s" if rate else "-rate=0",
+        f"-max-workers={concurrency}",
+        f"-workers={min(concurrency, 8)}",
+        f"-output={results}",
+    ]
+    subprocess.run(cmd, stdin=targets.stdout, check=True)
+    targets.kill()
+    targets.wait()
+    report = subprocess.run([str(vegeta), "report", "-type=json", str(results)], capture_output=True, check=True)
+    return json.loads(report.stdout)
+
+
+def summarize(report: dict[str, Any]) -> dict[str, Any]:
+    lat = report["latencies"]
+    ms = 1e-6
+    return {
+        "requests": report["requests"],
+        "ok_per_s": round(report["throughput"], 1),
+        "success": report["success"],
+        "status_codes": report["status_codes"],
+        "p50_ms": round(lat["50th"] * ms, 1),
+        "p90_ms": round(lat["90th"] * ms, 1),
+        "p99_ms": round(lat["99th"] * ms, 1),
+        "max_ms": round(lat["max"] * ms, 1),
+        "errors": report.get("errors", [])[:3],
+    }
+
+
+# -- database and Kafka ----------------------------------------------------------------------
+
+
+async def setup_database(server_url: str, name: str) -> tuple[str, dict[str, str]]:
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = stack.database_url(name)
+    await apply_migrations(SecretStr(url), "gateway", "services.gateway.migrations")
+    conn = await asyncpg.connect(url)
+    try:
+        partner_id, cred = new_partner_id(), issue_credential()
+        await conn.execute(
+            "INSERT INTO gateway.partners (partner_id, name, rate_limit_per_minute) VALUES ($1, $2, $3)",
+            partner_id,
+            "Benchmark partner",
+            100_000_000,
+        )
+        await conn.execute(
+            "INSERT INTO gateway.api_credentials (api_key, partner_id, secret_sha256) VALUES ($1, $2, $3)",
+            cred.api_key,
+            partner_id,
+            cred.secret_sha256,
+        )
+    finally:
+        await conn.close()
+    headers = {
+        "content-type": "application/json",
+        "x-api-key": cred.api_key,
+        "x-api-secret": cred.api_secret,
+        "x-tenant-id": "bench-tenant",
+        "x-sub-tenant-id": "bench-subtenant",
+    }
+    return url, headers
+
+
+async def db_counts(url: str) -> tuple[int, int]:
+    conn = await asyncpg.connect(url)
+    try:
+        calls = await conn.fetchval("SELECT count(*) FROM gateway.calls")
+        outbox = await conn.fetchval("SELECT coalesce(sum(cardinality(keys)), 0) FROM gateway.outbox")
+    finally:
+        await conn.close()
+    return int(calls), int(outbox)
+
+
+async def wait_drained(url: str, limit_s: float = 300) -> float:
+    started = time.monotonic()
+    while (await db_counts(url))[1] > 0:
+        if time.monotonic() - started > limit_s:
+            raise SystemExit("outbox did not drain")
+        await asyncio.sleep(0.2)
+    return time.monotonic() - started
+
+
+async def topic_size(bootstrap: str, topic: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in partitions]
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        return sum(ends[tp] - starts[tp] for tp in tps)
+    finally:
+        await consumer.stop()
+
+
+async def delete_topic(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([topic])
+    finally:
+        await admin.close()
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per measured phase")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers for both servers")
+    parser.add_argument("--concurrency", type=int, default=32, help="connections for the max-rate phases")
+    args = parser.parse_args()
+
+    vegeta = ensure_vegeta()
+    server_url = stack.ensure_postgres()
+    kafka = stack.default_kafka()
+    kafka.start()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    OUT.mkdir(parents=True, exist_ok=True)
+    db_url, headers = asyncio.run(setup_database(server_url, "callpipe_bench"))
+    prefix = f"bench-{stamp}."
+    topic = f"{prefix}calls.ingested.v1"
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
+        "KAFKA_TOPIC_PREFIX": prefix,
+        "DB_POOL_MAX_SIZE": "10",
+    }
+    groups_base = {"kafka": [kafka.pid() or 0]}
+
+    results: dict[str, Any] = {"started": stamp, "args": vars(args), "machine": {"cpus": os.cpu_count()}}
+
+    def phase(name: str, kind: str, port: int, proc: subprocess.Popen[bytes], rate: int) -> dict[str, Any]:
+        url = f"http://127.0.0.1:{port}"
+        if args.warmup:
+            attack(
+                vegeta,
+                url,
+                headers,
+                rate=rate,
+                duration=args.warmup,
+                concurrency=args.concurrency,
+                results=OUT / f"{stamp}-{name}-warmup.bin",
+            )
+        groups = {**groups_base, kind: _tree(proc.pid), "postgres": _pids_named("postgres")}
+        before_calls = asyncio.run(db_counts(db_url))[0] if kind == "gateway" else 0
+        cpu0, t0 = cpu_snapshot(groups), time.monotonic()
+        report = attack(
+            vegeta,
+            url,
+            headers,
+            rate=rate,
+            duration=args.duration,
+            concurrency=args.concurrency,
+            results=OUT / f"{stamp}-{name}.bin",
+        )
+        elapsed = time.monotonic() - t0
+        cpu1 = cpu_snapshot(groups)
+        summary = summarize(report)
+        summary["cpu_cores"] = {k: round((cpu1[k] - cpu0[k]) / elapsed, 2) for k in groups}
+        if kind == "gateway":
+            after_calls = asyncio.run(db_counts(db_url))[0]
+            summary["accepted_calls"] = after_calls - before_calls
+            summary["accepted_calls_per_s"] = round((after_calls - before_calls) / report["duration"] * 1e9, 1)
+            summary["outbox_backlog_at_end"] = asyncio.run(db_counts(db_url))[1]
+            summary["outbox_drain_s"] = round(asyncio.run(wait_drained(db_url)), 2)
+        else:
+            summary["parsed_calls_per_s"] = round(summary["ok_per_s"] * CALLS_PER_BATCH, 1)
+        log(f"{name}: {json.dumps(summary)}")
+        return summary
+
+    noop_port, gw_port = 18081, 18080
+    noop = start_server("noop", noop_port, args.workers, env, OUT / f"{stamp}-noop.log")
+    try:
+        results["noop_max"] = phase("noop_max", "noop", noop_port, noop, 0)
+    finally:
+        stop_server(noop)
+    gateway = start_server("gateway", gw_port, args.workers, env, OUT / f"{stamp}-gateway.log")
+    try:
+        results["gateway_max"] = phase("gateway_max", "gateway", gw_port, gateway, 0)
+        half = max(1, int(results["gateway_max"]["ok_per_s"] / 2))
+        results["half_rate"] = half
+        results["gateway_half"] = phase("gateway_half", "gateway", gw_port, gateway, half)
+    finally:
+        stop_server(gateway)
+    noop = start_server("noop", noop_port, args.workers, env, OUT / f"{stamp}-noop.log")
+    try:
+        results["noop_half"] = phase("noop_half", "noop", noop_port, noop, results["half_rate"])
+    finally:
+        stop_server(noop)
+
+    total_calls = asyncio.run(db_counts(db_url))[0]
+    results["events_on_kafka"] = asyncio.run(topic_size(kafka.bootstrap, topic))
+    results["calls_recorded"] = total_calls
+    results["ratio_gateway_to_noop"] = round(
+        results["gateway_max"]["accepted_calls_per_s"] / results["noop_max"]["parsed_calls_per_s"], 3
+    )
+    asyncio.run(delete_topic(kafka.bootstrap, topic))
+    (OUT / f"gateway-{stamp}.json").write_text(json.dumps(results, indent=2))
+    print(render(results))
+    for f in OUT.glob(f"{stamp}-*.bin"):
+        f.unlink()
+    return 0
+
+
+def render(r: dict[str, Any]) -> str:
+    g, n, gh, nh = r["gateway_max"], r["noop_max"], r["gateway_half"], r["noop_half"]
+    lines = [
+        f"Run {r['started']} UTC, {r['args']['workers']} uvicorn workers per server, "
+        f"{r['args']['concurrency']} connections at max rate, {r['args']['duration']:.0f} s per phase, "
+        f"{CALLS_PER_BATCH}-call batches.",
+        "",
+        "| phase | batches/s | calls/s | p50 ms | p90 ms | p99 ms | success | CPU cores (server / postgres / kafka) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s, kind in (
+        ("no-op, max rate", n, "noop"),
+        ("gateway, max rate", g, "gateway"),
+        (f"gateway, {r['half_rate']}/s (half)", gh, "gateway"),
+        (f"no-op, {r['half_rate']}/s", nh, "noop"),
+    ):
+        calls = s.get("accepted_calls_per_s", s.get("parsed_calls_per_s"))
+        cpu = s["cpu_cores"]
+        lines.append(
+            f"| {name} | {s['ok_per_s']} | {calls} | {s['p50_ms']} | {s['p90_ms']} | {s['p99_ms']} | "
+            f"{s['success']:.3f} | {cpu.get(kind, 0)} / {cpu['postgres']} / {cpu['kafka']} |"
+        )
+    lines += [
+        "",
+        f"- accepted calls/s at max rate: **{g['accepted_calls_per_s']}** (counted in PostgreSQL); "
+        f"ratio to the no-op: **{r['ratio_gateway_to_noop']}**",
+        f"- p99 at half load ({r['half_rate']} batches/s): **{gh['p99_ms']} ms** "
+        f"(no-op at the same rate: {nh['p99_ms']} ms)",
+        f"- outbox backlog when the max-rate phase ended: {g['outbox_backlog_at_end']} events, drained in "
+        f"{g['outbox_drain_s']} s; events on Kafka {r['events_on_kafka']} for {r['calls_recorded']} calls recorded",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if shutil.which("go") is None and not (BIN / "vegeta").exists():
+        raise SystemExit("the benchmark needs Go to install vegeta")
+    sys.exit(main())
