@@ -74,3 +74,22 @@ bench: install infra-up ## Run the benchmarks and print the figures for BENCHMAR
 
 clean: down ## Stop everything and delete local state (.local/, .venv/)
 	rm -rf .local $(VENV)
+
+HELM_VERSION ?= v3.22.0
+HELM := .local/bin/helm
+CHART := deploy/k8s/callpipe
+CHART_KAFKA := --set kafka.bootstrapServers=kafka:9092
+
+.PHONY: helm-lint
+helm-lint: ## Lint and render the Helm chart (installs helm into .local/bin)
+	@test -x $(HELM) || { echo "installing helm $(HELM_VERSION) into .local/bin"; \
+	  GOBIN=$(CURDIR)/.local/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); }
+	$(HELM) lint --strict $(CHART) $(CHART_KAFKA) --set database.url=postgresql://callpipe:lint@postgres:5432/callpipe
+	$(HELM) lint --strict $(CHART) -f $(CHART)/ci/workers-values.yaml
+	$(HELM) template callpipe $(CHART) $(CHART_KAFKA) --set database.url=postgresql://callpipe:lint@postgres:5432/callpipe >/dev/null
+	$(HELM) template callpipe $(CHART) -f $(CHART)/ci/workers-values.yaml >/dev/null
+	@# Without a database the chart must refuse to render, with its own message.
+	@if out=$$($(HELM) template callpipe $(CHART) $(CHART_KAFKA) 2>&1); then \
+	  echo "error: the chart rendered without database.url or database.existingSecret"; exit 1; \
+	elif ! grep -q "database: no database configured" <<<"$$out"; then echo "$$out"; exit 1; \
+	else echo "ok: refuses to render without a database secret"; fi
