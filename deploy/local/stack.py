@@ -209,9 +209,11 @@ class KafkaNode:
         """Start the broker (formatting its storage the first time) and wait until it serves."""
         if self.pid() is not None and _port_open(self.port):
             return
-        ensure_kafka_jars()
         if _port_open(self.port):
-            raise SystemExit(f"port {self.port} is taken by another process")
+            # Like a running PostgreSQL, a broker already serving this port is reused.
+            log(f"reusing the broker already listening on {self.bootstrap}")
+            return
+        ensure_kafka_jars()
         self._write_config()
         self._format()
         offset = self.logfile.stat().st_size if self.logfile.exists() else 0
