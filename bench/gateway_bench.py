@@ -299,9 +299,11 @@ async def delete_topic(bootstrap: str, topic: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per measured phase")
+    parser.add_argument("--half-duration", type=float, default=60.0, help="seconds of the half-load phase")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers for both servers")
     parser.add_argument("--concurrency", type=int, default=32, help="connections for the max-rate phases")
+    parser.add_argument("--keep-results", action="store_true", help="keep vegeta's raw results in .local/bench")
     args = parser.parse_args()
 
     vegeta = ensure_vegeta()
@@ -324,8 +326,14 @@ def main() -> int:
 
     results: dict[str, Any] = {"started": stamp, "args": vars(args), "machine": {"cpus": os.cpu_count()}}
 
-    def phase(name: str, kind: str, port: int, proc: subprocess.Popen[bytes], rate: int) -> dict[str, Any]:
+    def phase(
+        name: str, kind: str, port: int, proc: subprocess.Popen[bytes], rate: int, *, duration: float = args.duration
+    ) -> dict[str, Any]:
         url = f"http://127.0.0.1:{port}"
+        # Start from a quiet disk: without this, the kernel's writeback of the previous phase's
+        # dirty pages (vm.dirty_expire_centisecs, 30 s here) lands inside this one and stalls
+        # PostgreSQL's commit fsyncs.
+        os.sync()
         if args.warmup:
             attack(
                 vegeta,
@@ -344,7 +352,7 @@ def main() -> int:
             url,
             headers,
             rate=rate,
-            duration=args.duration,
+            duration=duration,
             concurrency=args.concurrency,
             results=OUT / f"{stamp}-{name}.bin",
         )
@@ -374,7 +382,8 @@ def main() -> int:
         results["gateway_max"] = phase("gateway_max", "gateway", gw_port, gateway, 0)
         half = max(1, int(results["gateway_max"]["ok_per_s"] / 2))
         results["half_rate"] = half
-        results["gateway_half"] = phase("gateway_half", "gateway", gw_port, gateway, half)
+        # Long enough to include this load's own writeback bursts (every 30 s) in its tail.
+        results["gateway_half"] = phase("gateway_half", "gateway", gw_port, gateway, half, duration=args.half_duration)
     finally:
         stop_server(gateway)
     noop = start_server("noop", noop_port, args.workers, env, OUT / f"{stamp}-noop.log")
@@ -392,8 +401,9 @@ def main() -> int:
     asyncio.run(delete_topic(kafka.bootstrap, topic))
     (OUT / f"gateway-{stamp}.json").write_text(json.dumps(results, indent=2))
     print(render(results))
-    for f in OUT.glob(f"{stamp}-*.bin"):
-        f.unlink()
+    if not args.keep_results:
+        for f in OUT.glob(f"{stamp}-*.bin"):
+            f.unlink()
     return 0
 
 
@@ -401,7 +411,8 @@ def render(r: dict[str, Any]) -> str:
     g, n, gh, nh = r["gateway_max"], r["noop_max"], r["gateway_half"], r["noop_half"]
     lines = [
         f"Run {r['started']} UTC, {r['args']['workers']} uvicorn workers per server, "
-        f"{r['args']['concurrency']} connections at max rate, {r['args']['duration']:.0f} s per phase, "
+        f"{r['args']['concurrency']} connections at max rate, {r['args']['duration']:.0f} s per phase "
+        f"({r['args']['half_duration']:.0f} s at half load), "
         f"{CALLS_PER_BATCH}-call batches.",
         "",
         "| phase | batches/s | calls/s | p50 ms | p90 ms | p99 ms | success | CPU cores (server / postgres / kafka) |",
