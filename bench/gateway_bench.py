@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
@@ -141,17 +140,8 @@ def start_server(kind: str, port: int, workers: int, env: dict[str, str], logfil
         ]
     with open(logfile, "ab") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 60
     probe = "/healthz" if kind == "gateway" else "/openapi.json"
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"{kind} did not start; see {logfile}")
-        time.sleep(0.2)
+    stack.wait_healthy(f"http://127.0.0.1:{port}{probe}", proc, 60, f"{kind} (see {logfile})")
     time.sleep(1.0 if workers > 1 else 0.2)  # let every worker finish its startup
     return proc
 

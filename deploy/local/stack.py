@@ -369,6 +369,15 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float, what: str) -> None:
+    """Wait until ``url`` answers 200; fail as soon as ``proc`` exits or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while not _healthy(url):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not start")
+        time.sleep(0.2)
+
+
 def _pid_alive(pidfile: Path) -> int | None:
     try:
         pid = int(pidfile.read_text().strip())
@@ -396,11 +405,7 @@ def start_service(name: str, timeout: float = 60.0) -> None:
             start_new_session=True,
         )
     pidfile.write_text(str(proc.pid))
-    deadline = time.monotonic() + timeout
-    while not _healthy(health):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"{name} did not start; see {logdir / (name + '.log')}")
-        time.sleep(0.3)
+    wait_healthy(health, proc, timeout, f"{name} (see {logdir / (name + '.log')})")
     log(f"{name} running (pid {proc.pid}, log .local/log/{name}.log)")
 
 

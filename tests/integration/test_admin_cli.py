@@ -18,30 +18,19 @@ from tests.support.gateway import INGEST, ROOT
 ADMIN = [sys.executable, "-m", "services.gateway.admin"]
 
 
+def run_admin(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    return subprocess.run([*ADMIN, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
 def admin(database_url: str, *args: str) -> dict:
-    result = subprocess.run(
-        [*ADMIN, *args],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_admin(database_url, *args)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
 def admin_fails(database_url: str, *args: str) -> str:
-    result = subprocess.run(
-        [*ADMIN, *args],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_admin(database_url, *args)
     assert result.returncode != 0
     return result.stderr
 

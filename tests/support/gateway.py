@@ -16,6 +16,7 @@ import httpx
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from deploy.local.stack import wait_healthy
 from services.common.db import create_pool
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
@@ -93,16 +94,7 @@ def gateway_process(settings: GatewaySettings, log_path: Path) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gateway did not start: {log_path.read_text()[-2000:]}")
-            time.sleep(0.2)
+        wait_healthy(f"{url}/healthz", proc, 30, f"gateway (see {log_path})")
         yield url
     finally:
         proc.terminate()
