@@ -5,7 +5,10 @@ from __future__ import annotations
 import copy
 import itertools
 import uuid
+from datetime import UTC, datetime
 from typing import Any
+
+from schemas.events import encode_call_ingested, new_event_ids, parse_event
 
 _seq = itertools.count(1)
 
@@ -52,3 +55,25 @@ def call_item(call_id: str | None = None, **overrides: Any) -> dict[str, Any]:
 
 def batch(n: int = 1, **overrides: Any) -> dict[str, Any]:
     return {"data": [call_item(**overrides) for _ in range(n)]}
+
+
+def ingested_event(call_id: str | None = None, partner_id: str = "ptn_test", **overrides: Any) -> Any:
+    """A ``CallIngested`` event as the gateway would publish it."""
+    item = call_item(call_id, **overrides)
+    known = {"call", "agent", "customer", "callback_url", "metadata", "custom_fields"}
+    raw = encode_call_ingested(
+        event_id=new_event_ids(1)[0],
+        occurred_at=datetime.now(UTC),
+        partner_id=partner_id,
+        tenant_id="tenant1",
+        subtenant_id="subtenant1",
+        source="gateway",
+        call=item["call"],
+        agent=item["agent"],
+        customer=item["customer"],
+        callback_url=item.get("callback_url"),
+        metadata=item.get("metadata"),
+        custom_fields=item.get("custom_fields"),
+        extra={k: v for k, v in item.items() if k not in known},
+    )
+    return parse_event(raw)

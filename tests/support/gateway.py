@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -16,13 +13,13 @@ import httpx
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from deploy.local.stack import wait_healthy
 from services.common.db import create_pool
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
 from services.gateway.repository import GatewayRepository
 from services.gateway.security import issue_credential, new_partner_id
 from tests.support.infra import free_port
+from tests.support.processes import service_process
 
 INGEST = "/api/v1/partner/ingest/batch-call"
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +66,6 @@ async def running_gateway(settings: GatewaySettings) -> AsyncIterator[tuple[Fast
 
 def gateway_env(settings: GatewaySettings, port: int) -> dict[str, str]:
     return {
-        **os.environ,
         "DATABASE_URL": settings.database_url.get_secret_value(),
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
@@ -84,25 +80,8 @@ def gateway_env(settings: GatewaySettings, port: int) -> dict[str, str]:
 def gateway_process(settings: GatewaySettings, log_path: Path) -> Iterator[str]:
     """``python -m services.gateway`` as its own process; yields its base URL."""
     port = free_port()
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.gateway"],
-            cwd=ROOT,
-            env=gateway_env(settings, port),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(f"{url}/healthz", proc, 30, f"gateway (see {log_path})")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with service_process("gateway", gateway_env(settings, port), port, log_path):
+        yield f"http://127.0.0.1:{port}"
 
 
 async def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1):  # type: ignore[no-untyped-def]

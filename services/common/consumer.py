@@ -1,0 +1,373 @@
+"""The consumer runtime every worker shares: decode, call the handler, publish, commit.
+
+At least once, never past an unfinished message:
+- auto-commit is off; per partition the committed offset is the lowest offset still in flight
+  (or the highest fetched + 1 when none is), i.e. the highest contiguous *finished* offset + 1.
+  A crash can therefore only cause redelivery, never loss. Handlers must be idempotent.
+- up to ``concurrency`` messages are processed at once; messages with the same key (one call)
+  are processed one after the other, in offset order.
+- a handler's output events are published (``acks=all``) before its message counts as finished.
+- a failure is retried with exponential backoff. Transient failures (infrastructure down) are
+  retried until they pass, stalling only their key; anything else is retried ``max_attempts``
+  times, then the message goes to the dead-letter topic with the error, and the partition
+  moves on. An undecodable message goes to the dead-letter topic at once.
+- on rebalance, the revoked partitions' in-flight work gets a grace period, the finished prefix
+  is committed, and the rest is abandoned to the next owner. ``CommitFailedError`` (the group
+  moved on) is logged, not fatal: the next owner resumes from the last commit.
+
+The transport knows nothing of business logic: the handler is a plain async function taking the
+decoded event and returning the events to publish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+from pydantic import ValidationError
+
+from schemas.events import TOPICS, AnyEvent, dump_event, parse_event
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AnyEvent], Awaitable[Sequence[AnyEvent]]]
+
+
+@dataclass
+class ConsumerSettings:
+    bootstrap_servers: str
+    group_id: str
+    topics: list[str]
+    dead_letter_topic: str
+    topic_prefix: str = ""
+    client_id: str = "callpipe"
+    concurrency: int = 16
+    max_attempts: int = 5
+    retry_base_s: float = 0.5
+    retry_max_s: float = 30.0
+    commit_interval_s: float = 1.0
+    revoke_grace_s: float = 10.0
+    shutdown_grace_s: float = 30.0
+    session_timeout_ms: int = 30_000
+    heartbeat_interval_ms: int = 3_000
+    # Errors that mean "the world is not ready" rather than "this message is bad": retried for
+    # up to transient_window_s (a dependency outage), then treated like any other failure.
+    transient: tuple[type[BaseException], ...] = (
+        OSError,
+        TimeoutError,
+        KafkaError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.exceptions.ConnectionDoesNotExistError,
+    )
+    transient_window_s: float = 900.0
+
+
+@dataclass
+class _Partition:
+    """Offsets of one assigned partition: what is fetched and what is still unfinished."""
+
+    in_flight: set[int] = field(default_factory=set)
+    next_fetch: int | None = None  # highest fetched offset + 1
+    committed: int | None = None
+
+    def committable(self) -> int | None:
+        if self.in_flight:
+            return min(self.in_flight)
+        return self.next_fetch
+
+
+@dataclass
+class RuntimeStats:
+    processed: int = 0
+    failed_attempts: int = 0
+    dead_lettered: int = 0
+    published: int = 0
+    commits: int = 0
+    commit_failures: int = 0
+    last_poll: float = 0.0
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runtime: ConsumerRuntime) -> None:
+        self._runtime = runtime
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._runtime._on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self._runtime._on_assigned(assigned)
+
+
+class ConsumerRuntime:
+    def __init__(self, settings: ConsumerSettings, handler: Handler, producer: AIOKafkaProducer) -> None:
+        self._s = settings
+        self._handler = handler
+        self._producer = producer
+        self._consumer: AIOKafkaConsumer | None = None
+        self._partitions: dict[TopicPartition, _Partition] = {}
+        self._tasks: dict[tuple[TopicPartition, int], asyncio.Task[None]] = {}
+        self._key_tails: dict[tuple[TopicPartition, bytes], asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._stopping = asyncio.Event()
+        self._run_task: asyncio.Task[None] | None = None
+        self._last_commit = 0.0
+        self.stats = RuntimeStats()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Join the group and start consuming in the background."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._s.bootstrap_servers,
+            group_id=self._s.group_id,
+            client_id=self._s.client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self._s.session_timeout_ms,
+            heartbeat_interval_ms=self._s.heartbeat_interval_ms,
+            metadata_max_age_ms=30_000,
+        )
+        await consumer.start()
+        consumer.subscribe(self._s.topics, listener=_Rebalance(self))
+        self._consumer = consumer
+        self._run_task = asyncio.create_task(self._run(consumer), name=f"consumer-{self._s.group_id}")
+
+    async def stop(self) -> None:
+        """Stop fetching, let in-flight work finish (bounded), commit, leave the group."""
+        self._stopping.set()
+        if self._run_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._run_task
+        await self._drain(list(self._tasks.values()), self._s.shutdown_grace_s)
+        await self._commit(force=True)
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    def alive(self) -> bool:
+        """The poll loop runs and has polled recently."""
+        return (
+            self._run_task is not None
+            and not self._run_task.done()
+            and time.monotonic() - self.stats.last_poll < max(30.0, self._s.session_timeout_ms / 1000)
+        )
+
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def lag(self) -> int:
+        """Messages fetched but not yet committed, across assigned partitions."""
+        total = 0
+        for state in self._partitions.values():
+            if state.next_fetch is not None:
+                total += state.next_fetch - (state.committed or state.next_fetch)
+        return total
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def _run(self, consumer: AIOKafkaConsumer) -> None:
+        while not self._stopping.is_set():
+            free = self._s.concurrency - len(self._tasks)
+            # Polling continues while every slot is busy (with nothing fetched) so the group
+            # coordinator keeps seeing a live member.
+            assignment = consumer.assignment()
+            if free <= 0 and assignment:
+                consumer.pause(*assignment)
+            elif consumer.paused():
+                consumer.resume(*consumer.paused())
+            try:
+                batches = await consumer.getmany(timeout_ms=200, max_records=max(free, 1))
+            except KafkaError as exc:
+                log.warning("poll failed; retrying", extra={"error": type(exc).__name__})
+                await asyncio.sleep(1.0)
+                continue
+            self.stats.last_poll = time.monotonic()
+            for tp, records in batches.items():
+                for record in records:
+                    self._dispatch(tp, record)
+            await self._commit()
+
+    def _dispatch(self, tp: TopicPartition, record: ConsumerRecord) -> None:
+        state = self._partitions.setdefault(tp, _Partition())
+        state.in_flight.add(record.offset)
+        state.next_fetch = record.offset + 1
+        key = (tp, record.key or b"")
+        previous = self._key_tails.get(key) if record.key else None
+        task = asyncio.create_task(self._process(tp, record, previous))
+        self._tasks[tp, record.offset] = task
+        if record.key:
+            self._key_tails[key] = task
+        task.add_done_callback(lambda t: self._finished(tp, record.offset, key, t))
+
+    def _finished(
+        self, tp: TopicPartition, offset: int, key: tuple[TopicPartition, bytes], task: asyncio.Task[None]
+    ) -> None:
+        self._tasks.pop((tp, offset), None)
+        if self._key_tails.get(key) is task:
+            del self._key_tails[key]
+        state = self._partitions.get(tp)
+        if state is not None and not task.cancelled():
+            state.in_flight.discard(offset)
+
+    async def _process(self, tp: TopicPartition, record: ConsumerRecord, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            # Same call, earlier offset: let it finish first, whatever its outcome.
+            await asyncio.wait([previous])
+        async with self._slots:
+            try:
+                event = parse_event(record.value)
+            except (ValidationError, ValueError) as exc:
+                await self._dead_letter(record, exc, attempts=0)
+                return
+            attempt = 0
+            first_failure: float | None = None
+            while True:
+                attempt += 1
+                try:
+                    outputs = await self._handler(event)
+                    await self._publish(outputs)
+                    self.stats.processed += 1
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.stats.failed_attempts += 1
+                    first_failure = first_failure or time.monotonic()
+                    transient = isinstance(exc, self._s.transient) and (
+                        time.monotonic() - first_failure < self._s.transient_window_s
+                    )
+                    if not transient and attempt >= self._s.max_attempts:
+                        await self._dead_letter(record, exc, attempt)
+                        return
+                    delay = min(self._s.retry_max_s, self._s.retry_base_s * 2 ** (attempt - 1))
+                    delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+                    log.warning(
+                        "handler failed; will retry",
+                        extra={
+                            "topic": tp.topic,
+                            "partition": tp.partition,
+                            "offset": record.offset,
+                            "error": type(exc).__name__,
+                            "attempt": attempt,
+                            "transient": transient,
+                            "retry_in_s": round(delay, 2),
+                        },
+                    )
+                    await asyncio.sleep(delay)
+
+    async def _publish(self, events: Sequence[AnyEvent]) -> None:
+        acks = [
+            await self._producer.send(self._s.topic_prefix + TOPICS[type(e)], value=dump_event(e), key=e.key())
+            for e in events
+        ]
+        await asyncio.gather(*acks)
+        self.stats.published += len(events)
+
+    async def _dead_letter(self, record: ConsumerRecord, exc: BaseException, attempts: int) -> None:
+        """Park a message that cannot be processed; retried until the dead-letter topic has it,
+        because moving on without it would lose the message."""
+        headers = [
+            ("dlq-source-topic", record.topic.encode()),
+            ("dlq-source-partition", str(record.partition).encode()),
+            ("dlq-source-offset", str(record.offset).encode()),
+            ("dlq-consumer-group", self._s.group_id.encode()),
+            ("dlq-error-type", type(exc).__name__.encode()),
+            ("dlq-error", str(exc)[:1000].encode("utf-8", "replace")),
+            ("dlq-attempts", str(attempts).encode()),
+        ]
+        delay = 0.5
+        while True:
+            try:
+                ack = await self._producer.send(
+                    self._s.dead_letter_topic, value=record.value, key=record.key, headers=headers
+                )
+                await ack
+                break
+            except KafkaError as send_error:
+                log.warning("dead-letter publish failed; retrying", extra={"error": type(send_error).__name__})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        self.stats.dead_lettered += 1
+        log.error(
+            "message dead-lettered",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "error": type(exc).__name__,
+                "attempts": attempts,
+                "dead_letter_topic": self._s.dead_letter_topic,
+            },
+        )
+
+    # -- offsets ------------------------------------------------------------------------------
+
+    async def _commit(self, *, force: bool = False, only: Sequence[TopicPartition] | None = None) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_commit < self._s.commit_interval_s:
+            return
+        self._last_commit = now
+        if self._consumer is None:
+            return
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for tp in only if only is not None else list(self._partitions):
+            state = self._partitions.get(tp)
+            if state is None:
+                continue
+            position = state.committable()
+            if position is not None and position != state.committed:
+                offsets[tp] = OffsetAndMetadata(position, "")
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except CommitFailedError:
+            # The group rebalanced under us; the partition's next owner resumes from the last
+            # successful commit, which only means redelivery.
+            self.stats.commit_failures += 1
+            log.warning("commit failed after a rebalance; offsets will be redelivered")
+            return
+        except KafkaError as exc:
+            self.stats.commit_failures += 1
+            log.warning("commit failed; will retry", extra={"error": type(exc).__name__})
+            return
+        self.stats.commits += 1
+        for tp, meta in offsets.items():
+            if tp in self._partitions:
+                self._partitions[tp].committed = meta.offset
+
+    def _on_assigned(self, assigned: list[TopicPartition]) -> None:
+        for tp in assigned:
+            self._partitions.setdefault(tp, _Partition())
+        log.info("partitions assigned", extra={"partitions": [f"{tp.topic}:{tp.partition}" for tp in assigned]})
+
+    async def _on_revoked(self, revoked: list[TopicPartition]) -> None:
+        if not revoked:
+            return
+        tasks = [t for (tp, _), t in self._tasks.items() if tp in revoked]
+        await self._drain(tasks, self._s.revoke_grace_s)
+        await self._commit(force=True, only=revoked)
+        for tp in revoked:
+            self._partitions.pop(tp, None)
+        log.info("partitions revoked", extra={"partitions": [f"{tp.topic}:{tp.partition}" for tp in revoked]})
+
+    @staticmethod
+    async def _drain(tasks: list[asyncio.Task[Any]], grace_s: float) -> None:
+        """Let ``tasks`` finish within ``grace_s``; cancel the rest (they will be redelivered)."""
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)

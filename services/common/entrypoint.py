@@ -1,0 +1,51 @@
+"""The command line every service shares: ``python -m services.<name> [serve|migrate]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import uvicorn
+
+from services.common.db import apply_migrations
+from services.common.logging import configure_logging
+from services.common.settings import ServiceSettings
+
+
+def run_service(
+    name: str,
+    settings: ServiceSettings,
+    *,
+    host: str,
+    port: int,
+    db_schema: str,
+    workers: int = 1,
+    argv: list[str] | None = None,
+) -> int:
+    """Serve ``services.<name>.app:main_app`` (default), or apply the service's migrations."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{name}")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="serve",
+        choices=["serve", "migrate"],
+        help="run the service (default) or apply its database migrations and exit",
+    )
+    args = parser.parse_args(argv)
+    configure_logging(name, settings.log_level, settings.log_format)
+    if args.command == "migrate":
+        asyncio.run(apply_migrations(settings.database_url, db_schema, f"services.{name}.migrations"))
+        return 0
+    uvicorn.run(
+        f"services.{name}.app:main_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
