@@ -12,7 +12,7 @@ STACK := python3 deploy/local/stack.py
 PYTEST_ARGS ?=
 
 .PHONY: help install system-deps infra-up infra-down migrate up down status logs \
-        test test-unit lint format schemas bench clean
+        test test-tools test-unit lint format schemas bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,8 +34,10 @@ infra-up: system-deps ## Start PostgreSQL (reused if running) and Kafka on loopb
 infra-down: ## Stop Kafka, and PostgreSQL if `make up` started it
 	$(STACK) down
 
-migrate: install ## Apply database migrations
-	$(PY) -m services.gateway migrate
+SERVICES := gateway fetcher
+
+migrate: install ## Apply every service's database migrations
+	@for s in $(SERVICES); do $(PY) -m services.$$s migrate || exit 1; done
 
 up: install infra-up migrate ## Install, start Kafka, PostgreSQL and every service; print dev credentials
 	$(STACK) services-up
@@ -51,10 +53,13 @@ status: ## Show what is running
 logs: ## Follow the services' logs
 	tail -F .local/log/*.log
 
-test: install system-deps ## Run the whole test suite against real Kafka and PostgreSQL
+test-tools: ## Install what the tests need beyond the stack (festival voices for speech)
+	$(STACK) install-test-tools
+
+test: install system-deps test-tools ## Run the whole test suite against real Kafka and PostgreSQL
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: install ## Run only the tests that need no infrastructure
+test-unit: install test-tools ## Run only the tests that need no infrastructure (speech synthesis included)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: install ## ruff and mypy

@@ -92,6 +92,9 @@ class CallIngestedPayload(_Open):
 
 
 class CallFetchedPayload(_Open):
+    ingested: CallIngestedPayload = Field(
+        description="The call as ingested, carried along so later stages need no other service's data."
+    )
     blob_uri: str
     sha256: str
     bytes: int
@@ -107,6 +110,9 @@ class CallFailedPayload(_Open):
     code: str
     message: str
     retryable: bool = False
+    ingested: CallIngestedPayload | None = Field(
+        None, description="The call as ingested (callback_url, metadata, ...), for the failure callback."
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -282,6 +282,28 @@ def ensure_postgres_installed() -> None:
     subprocess.run(_privileged(["apt-get", "install", "-y", "-q", "postgresql"]), check=True, env=env)
 
 
+def ensure_test_audio_tools() -> None:
+    """Install festival and two voices (Debian packages) if missing: the tests synthesise speech."""
+    wanted = ["festival", "festvox-us-slt-hts", "festvox-kallpc16k"]
+    if shutil.which("dpkg-query") is None:
+        log(f"not a Debian system: install {', '.join(wanted)} yourself; the speech tests skip without them")
+        return
+    missing = []
+    for pkg in wanted:
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], check=False, capture_output=True, text=True)
+        if r.returncode != 0 or not r.stdout.endswith(" installed"):
+            missing.append(pkg)
+    if not missing:
+        return
+    log(f"installing {' '.join(missing)} from the Debian packages (speech for the test recordings)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = _privileged(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing])
+    # Refreshing the package lists is slow, so only when the cached ones no longer resolve.
+    if subprocess.run(install, check=False, env=env).returncode != 0:
+        subprocess.run(_privileged(["apt-get", "update", "-q"]), check=True, env=env)
+        subprocess.run(install, check=True, env=env)
+
+
 def _pg_cluster() -> tuple[str, str]:
     out = subprocess.run(["pg_lsclusters", "-h"], check=True, capture_output=True, text=True).stdout
     for line in out.splitlines():
@@ -358,6 +380,7 @@ GATEWAY_URL = os.environ.get("CALLPIPE_GATEWAY_URL", "http://127.0.0.1:8000")
 # name -> (module run with `python -m`, health URL)
 SERVICES: dict[str, tuple[str, str]] = {
     "gateway": ("services.gateway", f"{GATEWAY_URL}/healthz"),
+    "fetcher": ("services.fetcher", "http://127.0.0.1:8001/healthz"),
 }
 
 
@@ -482,7 +505,9 @@ curl -X POST \\
   ]
 }}'
 
-Events land on Kafka topic calls.ingested.v1 at {default_kafka().bootstrap}; `make down` stops everything.
+Events land on Kafka ({default_kafka().bootstrap}) in calls.ingested.v1; the fetcher downloads each recording
+into .local/blobs and publishes calls.fetched.v1, or calls.failed.v1 with the reason (example.com's
+recording does not exist, so this one ends as a failure). `make down` stops everything.
 """)
 
 
@@ -508,6 +533,7 @@ def main(argv: list[str] | None = None) -> int:
             "services-up",
             "services-down",
             "welcome",
+            "install-test-tools",
         ],
     )
     args = p.parse_args(argv)
@@ -516,6 +542,8 @@ def main(argv: list[str] | None = None) -> int:
         case "install":
             ensure_postgres_installed()
             ensure_kafka_jars()
+        case "install-test-tools":
+            ensure_test_audio_tools()
         case "up":
             ensure_postgres()
             kafka.start()

@@ -11,7 +11,8 @@ from pydantic import SecretStr
 
 from services.common.db import apply_migrations
 
-GATEWAY_MIGRATIONS = "services.gateway.migrations"
+# (schema, migrations package) of every service, applied once per test session.
+SERVICES = [("gateway", "services.gateway.migrations"), ("fetcher", "services.fetcher.migrations")]
 
 
 def with_database(url: str, name: str) -> str:
@@ -40,4 +41,8 @@ def drop_database(server_url: str, name: str) -> None:
 
 
 def migrate(url: str) -> None:
-    asyncio.run(apply_migrations(SecretStr(url), "gateway", GATEWAY_MIGRATIONS))
+    async def apply_all() -> None:
+        for schema, package in SERVICES:
+            await apply_migrations(SecretStr(url), schema, package)
+
+    asyncio.run(apply_all())

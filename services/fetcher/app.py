@@ -1,0 +1,170 @@
+"""Fetcher application: health endpoints, and the consumer of ``calls.ingested.v1`` running in
+the lifespan. Every client is opened in the lifespan and closed on the way out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import multiprocessing
+from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+from fastapi import FastAPI
+
+from schemas.events import TOPIC_FAILED, TOPIC_FETCHED, TOPIC_INGESTED
+from services.common import ssrf
+from services.common.blobs import BlobStore, FilesystemBlobStore, S3BlobStore
+from services.common.consumer import ConsumerSettings
+from services.common.db import create_pool, ping
+from services.common.health import health_router
+from services.common.kafka import KafkaProbe, TopicSpec
+from services.common.logging import configure_logging
+from services.common.worker import KafkaWorker
+from services.fetcher import handlers
+from services.fetcher.config import FetcherSettings
+from services.fetcher.media import MediaInfo, MediaProblem, probe_file
+from services.fetcher.repository import FetcherRepository
+
+log = logging.getLogger("services.fetcher")
+
+
+def dead_letter_topic(settings: FetcherSettings) -> str:
+    return settings.topic(f"{TOPIC_INGESTED}.{settings.group_id}.dlq")
+
+
+async def open_blob_store(settings: FetcherSettings) -> BlobStore:
+    if settings.blob_backend == "s3":
+        store = S3BlobStore(
+            bucket=settings.s3_bucket,
+            prefix=settings.s3_prefix,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id.get_secret_value() if settings.s3_access_key_id else None,
+            secret_access_key=(
+                settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else None
+            ),
+            spool_dir=settings.spool,
+        )
+        await store.start()
+        return store
+    return FilesystemBlobStore(settings.blob_root)
+
+
+def _clean_spool(spool: Path) -> None:
+    """Remove partial downloads left by processes of this host that no longer run (a crash
+    mid-download); their calls are redelivered and downloaded again."""
+    if not spool.is_dir():
+        return
+    for part in spool.glob("*.part"):
+        pid = part.name.split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            part.unlink(missing_ok=True)
+
+
+def main_app() -> FastAPI:
+    settings = FetcherSettings()
+    configure_logging("fetcher", settings.log_level, settings.log_format)
+    return create_app(settings)
+
+
+def create_app(settings: FetcherSettings | None = None) -> FastAPI:
+    settings = settings or FetcherSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            pool = await create_pool(
+                settings.database_url,
+                settings.db_schema,
+                min_size=1,
+                max_size=settings.db_pool_max_size,
+                app_name="fetcher",
+            )
+            stack.push_async_callback(pool.close)
+            blobs = await open_blob_store(settings)
+            stack.push_async_callback(blobs.close)
+            await asyncio.to_thread(_clean_spool, settings.spool)
+
+            policy = ssrf.SsrfPolicy(allow_networks=ssrf.parse_networks(settings.ssrf_allow_networks))
+            session = ssrf.make_session(
+                policy,
+                timeout=aiohttp.ClientTimeout(
+                    total=settings.total_timeout_s,
+                    connect=settings.connect_timeout_s,
+                    sock_read=settings.read_timeout_s,
+                ),
+                limit=settings.concurrency * 2,
+            )
+            stack.push_async_callback(session.close)
+
+            # forkserver: a clean child, not a fork of a process running an event loop and threads.
+            executor = ProcessPoolExecutor(settings.probe_workers, mp_context=multiprocessing.get_context("forkserver"))
+            stack.callback(executor.shutdown, wait=False, cancel_futures=True)
+
+            async def probe(path: Path) -> MediaInfo | MediaProblem:
+                loop = asyncio.get_running_loop()
+                return await asyncio.wait_for(
+                    loop.run_in_executor(executor, probe_file, str(path)), settings.probe_timeout_s
+                )
+
+            deps = handlers.FetchDeps(
+                repo=FetcherRepository(pool),
+                blobs=blobs,
+                session=session,
+                probe=probe,
+                spool_dir=settings.spool,
+                limits=handlers.DownloadLimits(
+                    max_bytes=settings.max_bytes,
+                    attempts=settings.download_attempts,
+                    backoff_base_s=settings.backoff_base_s,
+                    backoff_max_s=settings.backoff_max_s,
+                    retry_after_max_s=settings.retry_after_max_s,
+                    user_agent=settings.user_agent,
+                ),
+            )
+            partitions, replicas = settings.kafka_topic_partitions, settings.kafka_replication_factor
+            worker = KafkaWorker(
+                ConsumerSettings(
+                    bootstrap_servers=settings.kafka_bootstrap_servers,
+                    group_id=settings.group_id,
+                    topics=[settings.topic(TOPIC_INGESTED)],
+                    dead_letter_topic=dead_letter_topic(settings),
+                    topic_prefix=settings.kafka_topic_prefix,
+                    client_id="fetcher",
+                    concurrency=settings.concurrency,
+                    max_attempts=settings.max_attempts,
+                    session_timeout_ms=settings.session_timeout_ms,
+                    heartbeat_interval_ms=min(3_000, settings.session_timeout_ms // 3),
+                ),
+                functools.partial(handlers.handle_ingested, deps=deps),
+                topics=[
+                    TopicSpec(settings.topic(name), partitions, replicas)
+                    for name in (TOPIC_INGESTED, TOPIC_FETCHED, TOPIC_FAILED)
+                ]
+                + [TopicSpec(dead_letter_topic(settings), partitions, replicas)],
+            )
+            worker.start()
+            stack.push_async_callback(worker.stop)
+            kafka_probe = KafkaProbe(settings.kafka_bootstrap_servers)
+            stack.push_async_callback(kafka_probe.close)
+
+            async def consuming() -> bool:
+                return worker.alive()
+
+            app.state.worker = worker
+            app.state.readiness_checks = {
+                "postgres": lambda: ping(pool),
+                "kafka": kafka_probe.check,
+                "consumer": consuming,
+            }
+            log.info("fetcher started", extra={"group": settings.group_id, "blob_backend": settings.blob_backend})
+            yield
+
+    app = FastAPI(title="callpipe fetcher", version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.include_router(health_router())
+    return app
