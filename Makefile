@@ -75,7 +75,8 @@ schemas: install ## Regenerate the checked-in JSON Schema files from schemas/eve
 	$(PY) -m schemas.generate
 
 bench: install infra-up ## Run the benchmarks and print the figures for BENCHMARKS.md
-	$(PY) bench/gateway_bench.py
+	$(PY) -m bench.gateway_bench
+	$(PY) -m bench.fetcher_bench
 
 clean: down ## Stop everything and delete local state (.local/, .venv/)
 	rm -rf .local $(VENV)

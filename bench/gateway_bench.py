@@ -8,7 +8,7 @@ Accepted calls are counted in PostgreSQL (not inferred from status codes), and t
 until the outbox has drained to Kafka, so the figures are for calls that are durably recorded
 and published. CPU seconds per component show where the time goes.
 
-Usage: python bench/gateway_bench.py [--duration 20] [--workers 2] [--concurrency 32]
+Usage: python -m bench.gateway_bench [--duration 20] [--workers 2] [--concurrency 32]
 """
 
 from __future__ import annotations
@@ -27,29 +27,26 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import TopicPartition
-from pydantic import SecretStr
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from deploy.local import stack  # noqa: E402
-from services.common.db import apply_migrations  # noqa: E402
-from services.gateway.security import issue_credential, new_partner_id  # noqa: E402
+from bench.common import (
+    OUT,
+    ROOT,
+    CpuMeter,
+    delete_topic,
+    fresh_database,
+    log,
+    pids_named,
+    stop_server,
+    topic_size,
+    tree,
+)
+from deploy.local import stack
+from services.gateway.security import issue_credential, new_partner_id
 
 VEGETA_VERSION = "v12.12.0"
 BIN = ROOT / ".local" / "bin"
-OUT = ROOT / ".local" / "bench"
 INGEST = "/api/v1/partner/ingest/batch-call"
 CALLS_PER_BATCH = 50
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def log(msg: str) -> None:
-    sys.stderr.write(f"[bench] {msg}\n")
-    sys.stderr.flush()
 
 
 def ensure_vegeta() -> Path:
@@ -66,51 +63,6 @@ def ensure_vegeta() -> Path:
 
 
 # -- CPU accounting --------------------------------------------------------------------------
-
-
-def _cpu_ticks(pid: int) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0
-    # utime, stime, cutime, cstime (children reaped by this process count too)
-    return sum(int(x) for x in fields[11:15])
-
-
-def _tree(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (FileNotFoundError, ProcessLookupError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
-
-
-def _pids_named(name: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == name:
-                    pids.append(int(entry.name))
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-    return pids
-
-
-def cpu_snapshot(groups: dict[str, list[int]]) -> dict[str, float]:
-    return {name: sum(_cpu_ticks(p) for p in pids) / CLK_TCK for name, pids in groups.items()}
-
-
-# -- servers ---------------------------------------------------------------------------------
 
 
 def start_server(kind: str, port: int, workers: int, env: dict[str, str], logfile: Path) -> subprocess.Popen[bytes]:
@@ -144,18 +96,6 @@ def start_server(kind: str, port: int, workers: int, env: dict[str, str], logfil
     stack.wait_healthy(f"http://127.0.0.1:{port}{probe}", proc, 60, f"{kind} (see {logfile})")
     time.sleep(1.0 if workers > 1 else 0.2)  # let every worker finish its startup
     return proc
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, 15)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-        proc.wait()
-
-
-# -- load ------------------------------------------------------------------------------------
 
 
 def attack(
@@ -203,15 +143,8 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
 # -- database and Kafka ----------------------------------------------------------------------
 
 
-async def setup_database(server_url: str, name: str) -> tuple[str, dict[str, str]]:
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = stack.database_url(name)
-    await apply_migrations(SecretStr(url), "gateway", "services.gateway.migrations")
+async def setup_database(name: str) -> tuple[str, dict[str, str]]:
+    url = await fresh_database(name, ["gateway"])
     conn = await asyncpg.connect(url)
     try:
         partner_id, cred = new_partner_id(), issue_credential()
@@ -258,31 +191,6 @@ async def wait_drained(url: str, limit_s: float = 300) -> float:
     return time.monotonic() - started
 
 
-async def topic_size(bootstrap: str, topic: str) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in partitions]
-        ends = await consumer.end_offsets(tps)
-        starts = await consumer.beginning_offsets(tps)
-        return sum(ends[tp] - starts[tp] for tp in tps)
-    finally:
-        await consumer.stop()
-
-
-async def delete_topic(bootstrap: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([topic])
-    finally:
-        await admin.close()
-
-
 # -- main ------------------------------------------------------------------------------------
 
 
@@ -297,12 +205,12 @@ def main() -> int:
     args = parser.parse_args()
 
     vegeta = ensure_vegeta()
-    server_url = stack.ensure_postgres()
+    stack.ensure_postgres()
     kafka = stack.default_kafka()
     kafka.start()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     OUT.mkdir(parents=True, exist_ok=True)
-    db_url, headers = asyncio.run(setup_database(server_url, "callpipe_bench"))
+    db_url, headers = asyncio.run(setup_database("callpipe_bench"))
     prefix = f"bench-{stamp}."
     topic = f"{prefix}calls.ingested.v1"
     env = {
@@ -312,7 +220,7 @@ def main() -> int:
         "KAFKA_TOPIC_PREFIX": prefix,
         "DB_POOL_MAX_SIZE": "10",
     }
-    groups_base = {"kafka": [kafka.pid() or 0]}
+    groups_base = {"kafka": lambda: [kafka.pid() or 0]}
 
     results: dict[str, Any] = {"started": stamp, "args": vars(args), "machine": {"cpus": os.cpu_count()}}
 
@@ -334,9 +242,9 @@ def main() -> int:
                 concurrency=args.concurrency,
                 results=OUT / f"{stamp}-{name}-warmup.bin",
             )
-        groups = {**groups_base, kind: _tree(proc.pid), "postgres": _pids_named("postgres")}
+        meter = CpuMeter({**groups_base, kind: lambda: tree(proc.pid), "postgres": lambda: pids_named("postgres")})
         before_calls = asyncio.run(db_counts(db_url))[0] if kind == "gateway" else 0
-        cpu0, t0 = cpu_snapshot(groups), time.monotonic()
+        meter.start()
         report = attack(
             vegeta,
             url,
@@ -346,10 +254,8 @@ def main() -> int:
             concurrency=args.concurrency,
             results=OUT / f"{stamp}-{name}.bin",
         )
-        elapsed = time.monotonic() - t0
-        cpu1 = cpu_snapshot(groups)
         summary = summarize(report)
-        summary["cpu_cores"] = {k: round((cpu1[k] - cpu0[k]) / elapsed, 2) for k in groups}
+        summary["cpu_cores"] = meter.stop()
         if kind == "gateway":
             after_calls = asyncio.run(db_counts(db_url))[0]
             summary["accepted_calls"] = after_calls - before_calls
@@ -405,7 +311,8 @@ def render(r: dict[str, Any]) -> str:
         f"({r['args']['half_duration']:.0f} s at half load), "
         f"{CALLS_PER_BATCH}-call batches.",
         "",
-        "| phase | batches/s | calls/s | p50 ms | p90 ms | p99 ms | success | CPU cores (server / postgres / kafka) |",
+        "| phase | batches/s | calls/s | p50 ms | p90 ms | p99 ms | success "
+        "| CPU cores (server / postgres / kafka / whole machine) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, s, kind in (
@@ -418,7 +325,7 @@ def render(r: dict[str, Any]) -> str:
         cpu = s["cpu_cores"]
         lines.append(
             f"| {name} | {s['ok_per_s']} | {calls} | {s['p50_ms']} | {s['p90_ms']} | {s['p99_ms']} | "
-            f"{s['success']:.3f} | {cpu.get(kind, 0)} / {cpu['postgres']} / {cpu['kafka']} |"
+            f"{s['success']:.3f} | {cpu.get(kind, 0)} / {cpu['postgres']} / {cpu['kafka']} / {cpu['machine']} |"
         )
     lines += [
         "",

@@ -118,6 +118,7 @@ class ConsumerRuntime:
         self._tasks: dict[tuple[TopicPartition, int], asyncio.Task[None]] = {}
         self._key_tails: dict[tuple[TopicPartition, bytes], asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(settings.concurrency)
+        self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._run_task: asyncio.Task[None] | None = None
         self._last_commit = 0.0
@@ -178,24 +179,36 @@ class ConsumerRuntime:
     async def _run(self, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping.is_set():
             free = self._s.concurrency - len(self._tasks)
-            # Polling continues while every slot is busy (with nothing fetched) so the group
-            # coordinator keeps seeing a live member.
-            assignment = consumer.assignment()
-            if free <= 0 and assignment:
-                consumer.pause(*assignment)
-            elif consumer.paused():
+            if free <= 0:
+                # Every slot is busy: stop prefetching, and go on as soon as one frees up (not
+                # after a poll timeout, which would cap throughput at slots / timeout).
+                if assignment := consumer.assignment():
+                    consumer.pause(*assignment)
+                self._slot_freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_freed.wait(), 1.0)
+                if self._s.concurrency - len(self._tasks) <= 0:
+                    # Still full: poll anyway (nothing is fetched while paused) so the group
+                    # keeps seeing a live member, and commit what finished.
+                    await self._poll(consumer, 0)
+                    continue
+            if consumer.paused():
                 consumer.resume(*consumer.paused())
-            try:
-                batches = await consumer.getmany(timeout_ms=200, max_records=max(free, 1))
-            except KafkaError as exc:
-                log.warning("poll failed; retrying", extra={"error": type(exc).__name__})
-                await asyncio.sleep(1.0)
-                continue
-            self.stats.last_poll = time.monotonic()
-            for tp, records in batches.items():
-                for record in records:
-                    self._dispatch(tp, record)
-            await self._commit()
+            await self._poll(consumer, max(self._s.concurrency - len(self._tasks), 1))
+
+    async def _poll(self, consumer: AIOKafkaConsumer, max_records: int) -> None:
+        """Fetch up to ``max_records`` (0: only keep the membership alive), dispatch, commit."""
+        try:
+            batches = await consumer.getmany(timeout_ms=0 if max_records == 0 else 200, max_records=max(max_records, 1))
+        except KafkaError as exc:
+            log.warning("poll failed; retrying", extra={"error": type(exc).__name__})
+            await asyncio.sleep(1.0)
+            return
+        self.stats.last_poll = time.monotonic()
+        for tp, records in batches.items():
+            for record in records:
+                self._dispatch(tp, record)
+        await self._commit()
 
     def _dispatch(self, tp: TopicPartition, record: ConsumerRecord) -> None:
         state = self._partitions.setdefault(tp, _Partition())
@@ -218,6 +231,7 @@ class ConsumerRuntime:
         state = self._partitions.get(tp)
         if state is not None and not task.cancelled():
             state.in_flight.discard(offset)
+        self._slot_freed.set()
 
     async def _process(self, tp: TopicPartition, record: ConsumerRecord, previous: asyncio.Task[None] | None) -> None:
         if previous is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -34,7 +35,9 @@ class FetcherSettings(ServiceSettings):
     backoff_max_s: float = Field(30.0, gt=0)
     retry_after_max_s: float = Field(120.0, ge=0, description="a longer Retry-After ends the attempts")
     user_agent: str = "callpipe-fetcher/0.1"
-    probe_workers: int = Field(1, ge=1, description="processes probing recordings")
+    probe_workers: int = Field(
+        default_factory=lambda: min(4, os.cpu_count() or 1), ge=1, description="processes probing recordings"
+    )
     probe_timeout_s: float = Field(300, gt=0)
 
     blob_backend: Literal["filesystem", "s3"] = "filesystem"

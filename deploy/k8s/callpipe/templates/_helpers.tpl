@@ -121,7 +121,8 @@ checksum/database: {{ .ctx.Values.database.url | sha256sum }}
 {{- end }}
 {{- end }}
 
-{{/* Writable /tmp on a read-only root filesystem (tempfile, multiprocessing). */}}
+{{/* Writable /tmp on a read-only root filesystem (tempfile, multiprocessing, the fetcher's
+download spool). Called with the root context, or with (dict "size" ...) for another size. */}}
 {{- define "callpipe.tmpVolumeMount" -}}
 - name: tmp
   mountPath: /tmp
@@ -129,7 +130,7 @@ checksum/database: {{ .ctx.Values.database.url | sha256sum }}
 {{- define "callpipe.tmpVolume" -}}
 - name: tmp
   emptyDir:
-    sizeLimit: 64Mi
+    sizeLimit: {{ (and (kindIs "map" .) .size) | default "64Mi" }}
 {{- end }}
 
 {{/* Soft spread over nodes and zones, unless the service sets its own constraints. */}}
