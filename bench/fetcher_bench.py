@@ -70,7 +70,7 @@ def fetcher_env(db_url: str, prefix: str, port: int, blob_root: str) -> dict[str
         "KAFKA_TOPIC_PREFIX": prefix,
         "KAFKA_TOPIC_PARTITIONS": str(PARTITIONS),
         "FETCHER_PORT": str(port),
-        "FETCHER_BLOB_ROOT": blob_root,
+        "BLOB_ROOT": blob_root,
         "FETCHER_SSRF_ALLOW_NETWORKS": "127.0.0.1/32",
         "FETCHER_SESSION_TIMEOUT_MS": "6000",
         "LOG_LEVEL": "WARNING",

@@ -23,11 +23,14 @@ from uuid import UUID
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
+from schemas.analysis import CallAnalysis, ConfigSnapshot, EngineInfo, TranscriptSegment
+
 SCHEMA_VERSION: Literal[1] = 1
 
 TOPIC_INGESTED = "calls.ingested.v1"
 TOPIC_FETCHED = "calls.fetched.v1"
 TOPIC_FAILED = "calls.failed.v1"
+TOPIC_ANALYZED = "calls.analyzed.v1"
 
 
 def call_key(partner_id: str, call_id: str) -> str:
@@ -84,6 +87,9 @@ class CallIngestedPayload(_Open):
         description="Fields the partner sent on the call item beyond the spec (e.g. industry).",
     )
     received_at: AwareDatetime
+    analysis_config: ConfigSnapshot | None = Field(
+        None, description="The tenant's effective analysis configuration when the call arrived."
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,6 +119,24 @@ class CallFailedPayload(_Open):
     ingested: CallIngestedPayload | None = Field(
         None, description="The call as ingested (callback_url, metadata, ...), for the failure callback."
     )
+
+
+class AudioStats(_Open):
+    duration_s: float
+    speech_s: float = Field(description="Seconds in which speech was detected.")
+    channels: int
+
+
+class CallAnalyzedPayload(CallAnalysis):
+    """The spec's callback analysis fields, plus how they were obtained."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    transcript: list[TranscriptSegment]
+    engines: EngineInfo
+    audio: AudioStats
+    config_id: str = Field(description="The analysis configuration applied (see ingested.analysis_config).")
+    ingested: CallIngestedPayload
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,7 +173,12 @@ class CallFailed(_Envelope):
     payload: CallFailedPayload
 
 
-AnyEvent: TypeAlias = CallIngested | CallFetched | CallFailed
+class CallAnalyzed(_Envelope):
+    type: Literal["call.analyzed"] = "call.analyzed"
+    payload: CallAnalyzedPayload
+
+
+AnyEvent: TypeAlias = CallIngested | CallFetched | CallFailed | CallAnalyzed
 Event = Annotated[AnyEvent, Field(discriminator="type")]
 
 #: Event class -> the topic it is published on.
@@ -157,6 +186,7 @@ TOPICS: dict[type[_Envelope], str] = {
     CallIngested: TOPIC_INGESTED,
     CallFetched: TOPIC_FETCHED,
     CallFailed: TOPIC_FAILED,
+    CallAnalyzed: TOPIC_ANALYZED,
 }
 
 # mypy reads the Annotated union as a value, not a type form; pydantic accepts it.
@@ -209,6 +239,7 @@ def encode_call_ingested(
     metadata: Mapping[str, Any] | None,
     custom_fields: list[Mapping[str, Any]] | None,
     extra: Mapping[str, Any],
+    analysis_config: Mapping[str, Any] | None = None,
 ) -> bytes:
     """The JSON of a ``CallIngested`` built straight from data the gateway has already
     validated, without constructing the models (the ingestion hot path encodes 50 per request).
@@ -236,6 +267,7 @@ def encode_call_ingested(
                 "custom_fields": custom_fields or [],
                 "extra": extra,
                 "received_at": occurred_at,
+                "analysis_config": analysis_config,
             },
         },
         option=orjson.OPT_UTC_Z,

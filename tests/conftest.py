@@ -66,6 +66,7 @@ def gateway_settings(infra: Infra, database_url: str, topic_prefix: str) -> Gate
         outbox_poll_interval_s=0.2,
         # Tests revoke and rotate keys and expect it to apply at once; the cache has its own test.
         credential_cache_ttl_s=0,
+        config_cache_ttl_s=0,
         db_pool_min_size=1,
         db_pool_max_size=5,
     )

@@ -23,8 +23,10 @@ from urllib.parse import urlsplit
 
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
+from pydantic import SecretStr
 
 from services.common.errors import CommonError
+from services.common.settings import BlobStoreSettings
 
 _PART_SIZE = 16 * 1024 * 1024
 _READ_SIZE = 1024 * 1024
@@ -55,6 +57,27 @@ class BlobStore(Protocol):
     def uri_for(self, sha256: str) -> str: ...
 
     async def close(self) -> None: ...
+
+
+async def open_blob_store(settings: BlobStoreSettings, spool_dir: Path) -> BlobStore:
+    """The store the settings describe, started; ``spool_dir`` holds local copies of S3 blobs."""
+    if settings.blob_backend == "s3":
+
+        def secret(value: SecretStr | None) -> str | None:
+            return value.get_secret_value() if value else None
+
+        store = S3BlobStore(
+            bucket=settings.blob_s3_bucket,
+            prefix=settings.blob_s3_prefix,
+            endpoint_url=settings.blob_s3_endpoint_url,
+            region=settings.blob_s3_region,
+            access_key_id=secret(settings.blob_s3_access_key_id),
+            secret_access_key=secret(settings.blob_s3_secret_access_key),
+            spool_dir=spool_dir,
+        )
+        await store.start()
+        return store
+    return FilesystemBlobStore(settings.blob_root)
 
 
 def _key(sha256: str) -> str:

@@ -7,6 +7,7 @@ adds its own fields under its own prefix (``GATEWAY_PORT``, ...).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
@@ -60,3 +61,25 @@ class ServiceSettings(BaseSettings):
     def topic(self, base: str) -> str:
         """Full topic name for a schema's base topic name (``calls.ingested.v1``)."""
         return f"{self.kafka_topic_prefix}{base}"
+
+
+class BlobStoreSettings(BaseSettings):
+    """Where recordings live; shared (unprefixed ``BLOB_*`` variables) because the fetcher writes
+    what the analyzer reads."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    blob_backend: Literal["filesystem", "s3"] = Field("filesystem", validation_alias=_env("BLOB_BACKEND"))
+    blob_root: Path = Field(Path(".local/blobs"), validation_alias=_env("BLOB_ROOT"))
+    blob_s3_bucket: str = Field("", validation_alias=_env("BLOB_S3_BUCKET"))
+    blob_s3_prefix: str = Field("", validation_alias=_env("BLOB_S3_PREFIX"))
+    blob_s3_endpoint_url: str | None = Field(None, validation_alias=_env("BLOB_S3_ENDPOINT_URL"))
+    blob_s3_region: str | None = Field(None, validation_alias=_env("BLOB_S3_REGION"))
+    blob_s3_access_key_id: SecretStr | None = Field(None, validation_alias=_env("BLOB_S3_ACCESS_KEY_ID"))
+    blob_s3_secret_access_key: SecretStr | None = Field(None, validation_alias=_env("BLOB_S3_SECRET_ACCESS_KEY"))
+
+    @model_validator(mode="after")
+    def _bucket_for_s3(self) -> BlobStoreSettings:
+        if self.blob_backend == "s3" and not self.blob_s3_bucket:
+            raise ConfigurationError("BLOB_S3_BUCKET is required with BLOB_BACKEND=s3")
+        return self

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from schemas.events import TOPIC_FAILED, TOPIC_FETCHED, TOPIC_INGESTED
 from services.common import ssrf
-from services.common.blobs import BlobStore, FilesystemBlobStore, S3BlobStore
+from services.common.blobs import open_blob_store
 from services.common.consumer import ConsumerSettings
 from services.common.db import create_pool, ping
 from services.common.health import health_router
@@ -35,24 +35,6 @@ log = logging.getLogger("services.fetcher")
 
 def dead_letter_topic(settings: FetcherSettings) -> str:
     return settings.topic(f"{TOPIC_INGESTED}.{settings.group_id}.dlq")
-
-
-async def open_blob_store(settings: FetcherSettings) -> BlobStore:
-    if settings.blob_backend == "s3":
-        store = S3BlobStore(
-            bucket=settings.s3_bucket,
-            prefix=settings.s3_prefix,
-            endpoint_url=settings.s3_endpoint_url,
-            region=settings.s3_region,
-            access_key_id=settings.s3_access_key_id.get_secret_value() if settings.s3_access_key_id else None,
-            secret_access_key=(
-                settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else None
-            ),
-            spool_dir=settings.spool,
-        )
-        await store.start()
-        return store
-    return FilesystemBlobStore(settings.blob_root)
 
 
 def _clean_spool(spool: Path) -> None:
@@ -86,7 +68,7 @@ def create_app(settings: FetcherSettings | None = None) -> FastAPI:
                 app_name="fetcher",
             )
             stack.push_async_callback(pool.close)
-            blobs = await open_blob_store(settings)
+            blobs = await open_blob_store(settings, settings.spool)
             stack.push_async_callback(blobs.close)
             await asyncio.to_thread(_clean_spool, settings.spool)
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.errors import ConfigurationError
-from services.common.settings import ServiceSettings
+from services.common.settings import BlobStoreSettings, ServiceSettings
 
 
-class FetcherSettings(ServiceSettings):
+class FetcherSettings(ServiceSettings, BlobStoreSettings):
     model_config = SettingsConfigDict(env_prefix="FETCHER_", extra="ignore", populate_by_name=True, frozen=True)
 
     host: str = "127.0.0.1"
@@ -40,15 +39,7 @@ class FetcherSettings(ServiceSettings):
     )
     probe_timeout_s: float = Field(300, gt=0)
 
-    blob_backend: Literal["filesystem", "s3"] = "filesystem"
-    blob_root: Path = Path(".local/blobs")
-    spool_dir: Path | None = Field(None, description="download spool; default: <blob_root>/.incoming")
-    s3_bucket: str = ""
-    s3_prefix: str = ""
-    s3_endpoint_url: str | None = None
-    s3_region: str | None = None
-    s3_access_key_id: SecretStr | None = None
-    s3_secret_access_key: SecretStr | None = None
+    spool_dir: Path | None = Field(None, description="download spool; default: <BLOB_ROOT>/.incoming")
 
     # Development and tests only: networks the SSRF guard lets through (e.g. 127.0.0.0/8).
     ssrf_allow_networks: str = Field(
@@ -59,8 +50,6 @@ class FetcherSettings(ServiceSettings):
     def _production_rules(self) -> FetcherSettings:
         if self.environment == "production" and self.ssrf_allow_networks.strip():
             raise ConfigurationError("SSRF_ALLOW_NETWORKS is for development and tests; unset it in production")
-        if self.blob_backend == "s3" and not self.s3_bucket:
-            raise ConfigurationError("FETCHER_S3_BUCKET is required with FETCHER_BLOB_BACKEND=s3")
         return self
 
     @property

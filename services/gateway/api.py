@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Request, Security
+from fastapi import APIRouter, Depends, Header, Query, Request, Security
 from fastapi.responses import Response
 from fastapi.security import APIKeyHeader
 
@@ -23,6 +23,8 @@ from services.gateway.models import ErrorResponse, SuccessResponse, ValidationEr
 from services.gateway.repository import GatewayRepository
 
 INGEST_PATH = "/api/v1/partner/ingest/batch-call"
+CONFIG_PATH = "/api/v1/partner/analysis-config"
+MAX_CONFIG_BYTES = 256 * 1024
 
 
 @dataclass
@@ -32,6 +34,7 @@ class GatewayContext:
     settings: GatewaySettings
     repo: GatewayRepository
     credentials: handlers.CredentialCache
+    snapshots: handlers.ConfigSnapshots
     relay: OutboxRelay
     ingest_topic: str
 
@@ -127,6 +130,43 @@ _api_key = APIKeyHeader(name="x-api-key", auto_error=False, scheme_name="ApiKey"
 _api_secret = APIKeyHeader(name="x-api-secret", auto_error=False, scheme_name="ApiSecret")
 
 
+@dataclass(frozen=True)
+class CallerHeaders:
+    api_key: str | None
+    api_secret: str | None
+    tenant_id: str | None
+    subtenant_id: str | None
+
+
+def caller_headers(
+    x_api_key: str | None = Security(_api_key),
+    x_api_secret: str | None = Security(_api_secret),
+    x_tenant_id: str | None = Header(None, description="Your customer's tenant id."),
+    x_sub_tenant_id: str | None = Header(None, description="Your customer's subtenant id."),
+) -> CallerHeaders:
+    """The headers every partner request carries, as sent; ``admit`` checks them in order."""
+    return CallerHeaders(x_api_key, x_api_secret, x_tenant_id, x_sub_tenant_id)
+
+
+Caller = Annotated[CallerHeaders, Depends(caller_headers)]
+
+
+async def admit(
+    request: Request, ctx: GatewayContext, caller: CallerHeaders
+) -> tuple[handlers.Partner, handlers.Tenancy]:
+    """Credentials (403), then the partner's rate limit (429), then tenancy (400)."""
+    partner = await handlers.authenticate(ctx.credentials, caller.api_key, caller.api_secret)
+    request.state.partner_id = partner.partner_id
+    await handlers.enforce_rate_limit(ctx.repo, partner, ctx.settings.default_rate_limit_per_minute)
+    return partner, handlers.require_tenancy(caller.tenant_id, caller.subtenant_id)
+
+
+async def read_json(request: Request, limit: int) -> bytes:
+    if not _is_json(request.headers.get("content-type")):
+        raise UnsupportedMediaType()
+    return await read_body(request, limit)
+
+
 @router.post(
     INGEST_PATH,
     summary="Ingest a batch of call recordings",
@@ -145,23 +185,11 @@ _api_secret = APIKeyHeader(name="x-api-secret", auto_error=False, scheme_name="A
         }
     },
 )
-async def ingest_batch_call(
-    request: Request,
-    x_api_key: str | None = Security(_api_key),
-    x_api_secret: str | None = Security(_api_secret),
-    x_tenant_id: str | None = Header(None, description="Your customer's tenant id."),
-    x_sub_tenant_id: str | None = Header(None, description="Your customer's subtenant id."),
-) -> Response:
+async def ingest_batch_call(request: Request, caller: Caller) -> Response:
     ctx: GatewayContext = request.app.state.gateway
-    settings = ctx.settings
     try:
-        partner = await handlers.authenticate(ctx.credentials, x_api_key, x_api_secret)
-        request.state.partner_id = partner.partner_id
-        await handlers.enforce_rate_limit(ctx.repo, partner, settings.default_rate_limit_per_minute)
-        tenancy = handlers.require_tenancy(x_tenant_id, x_sub_tenant_id)
-        if not _is_json(request.headers.get("content-type")):
-            raise UnsupportedMediaType()
-        items = handlers.parse_batch(await read_body(request, settings.max_body_bytes))
+        partner, tenancy = await admit(request, ctx, caller)
+        items = handlers.parse_batch(await read_json(request, ctx.settings.max_body_bytes))
         outcomes = await handlers.ingest_batch(
             ctx.repo,
             partner,
@@ -169,9 +197,103 @@ async def ingest_batch_call(
             items,
             topic=ctx.ingest_topic,
             received_at=datetime.now(UTC),
+            analysis_config=await ctx.snapshots.get(partner, tenancy),
         )
     except GatewayError as exc:
         return error_response(exc)
     if any(o["status"] == "accepted" for o in outcomes):
         ctx.relay.wake()
     return json_response({"success": True, "data": {"calls": outcomes}})
+
+
+_CONFIG_EXAMPLE = {
+    "success": True,
+    "data": {
+        "config_id": "cfg_3f9a0c1d2e4b5a67",
+        "source": "tenant",
+        "effective": {
+            "labels": ["Needs", "Objection", "Objection Handling", "Budget"],
+            "rubric": [
+                {
+                    "parameter_name": "Setting Context",
+                    "description": "State the purpose and agenda of the call.",
+                    "max_score": 10,
+                    "is_fatal": False,
+                },
+                {
+                    "parameter_name": "Compliance Disclosure",
+                    "description": "Say that the call is recorded.",
+                    "max_score": 10,
+                    "is_fatal": True,
+                },
+            ],
+            "channels": {"left": "agent", "right": "customer"},
+        },
+        "tenant": {"version": 3, "updated_at": "2026-11-23T10:00:00Z", "config": {"labels": ["..."]}},
+        "subtenant": None,
+    },
+}
+_CONFIG_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The effective configuration for this tenant and subtenant, and the levels it comes from.",
+        "content": {"application/json": {"example": _CONFIG_EXAMPLE}},
+    },
+    **{code: _RESPONSES[code] for code in (400, 403, 413, 415, 422, 429, 500)},
+}
+
+
+@router.get(
+    CONFIG_PATH,
+    summary="The analysis configuration in effect",
+    description=(
+        "Qualification labels, quality rubric and stereo channel map applied to this tenant's and "
+        "subtenant's calls: each field comes from the subtenant level if it sets it, else from the "
+        "tenant level, else from the defaults. Every call's events carry the configuration it was "
+        "analysed with."
+    ),
+    tags=["analysis configuration"],
+    responses=_CONFIG_RESPONSES,
+    response_class=Response,
+)
+async def get_analysis_config(request: Request, caller: Caller) -> Response:
+    ctx: GatewayContext = request.app.state.gateway
+    try:
+        partner, tenancy = await admit(request, ctx, caller)
+        view = await handlers.describe_config(ctx.repo, partner, tenancy)
+    except GatewayError as exc:
+        return error_response(exc)
+    return json_response({"success": True, "data": view})
+
+
+@router.put(
+    CONFIG_PATH,
+    summary="Set the analysis configuration of the tenant or the subtenant",
+    description=(
+        "Stores a new version of one level: `scope=tenant` (every subtenant of the tenant in the "
+        "headers) or `scope=subtenant` (the subtenant in the headers only). Fields left out or null "
+        "are inherited; `{}` clears the level. Applies to calls ingested from then on."
+    ),
+    tags=["analysis configuration"],
+    responses=_CONFIG_RESPONSES,
+    response_class=Response,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AnalysisConfigIn"}}},
+        }
+    },
+)
+async def put_analysis_config(
+    request: Request,
+    caller: Caller,
+    scope: Annotated[str | None, Query(description="tenant or subtenant")] = None,
+) -> Response:
+    ctx: GatewayContext = request.app.state.gateway
+    try:
+        partner, tenancy = await admit(request, ctx, caller)
+        level = handlers.parse_scope(scope)
+        document = handlers.parse_config(await read_json(request, MAX_CONFIG_BYTES))
+        view = await handlers.save_config(ctx.repo, ctx.snapshots, partner, tenancy, scope=level, document=document)
+    except GatewayError as exc:
+        return error_response(exc)
+    return json_response({"success": True, "data": view})

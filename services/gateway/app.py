@@ -26,8 +26,8 @@ from services.common.logging import configure_logging
 from services.common.outbox import OutboxRelay
 from services.gateway.api import GatewayContext, json_response, router
 from services.gateway.config import GatewaySettings
-from services.gateway.handlers import CredentialCache
-from services.gateway.models import BATCH
+from services.gateway.handlers import ConfigSnapshots, CredentialCache
+from services.gateway.models import BATCH, CONFIG
 from services.gateway.repository import GatewayRepository
 
 log = logging.getLogger("services.gateway")
@@ -100,10 +100,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-    body = BATCH.json_schema(ref_template="#/components/schemas/{model}")
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    components.update(body.pop("$defs", {}))
-    components["BatchIn"] = body
+    for name, adapter in (("BatchIn", BATCH), ("AnalysisConfigIn", CONFIG)):
+        body = adapter.json_schema(ref_template="#/components/schemas/{model}")
+        components.update(body.pop("$defs", {}))
+        components[name] = body
     app.openapi_schema = schema
     return schema
 
@@ -145,7 +146,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         probe = KafkaProbe(bootstrap)
         repo = GatewayRepository(pool)
         credentials = CredentialCache(repo, settings.credential_cache_ttl_s)
-        app.state.gateway = GatewayContext(settings, repo, credentials, relay, topic)
+        snapshots = ConfigSnapshots(repo, settings.config_cache_ttl_s)
+        app.state.gateway = GatewayContext(settings, repo, credentials, snapshots, relay, topic)
         app.state.readiness_checks = {"postgres": lambda: ping(pool), "kafka": probe.check}
         relay.start()
         log.info("gateway started", extra={"topic": topic})

@@ -23,5 +23,9 @@ class GatewaySettings(ServiceSettings):
         2.0, ge=0, description="how long a found credential is reused; revocation takes effect within it"
     )
 
+    config_cache_ttl_s: float = Field(
+        2.0, ge=0, description="how long an effective analysis configuration is reused per process"
+    )
+
     outbox_batch_size: int = Field(100, ge=1, description="outbox rows (committed requests) per publish round")
     outbox_poll_interval_s: float = Field(0.5, gt=0)

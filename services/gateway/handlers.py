@@ -6,14 +6,15 @@ nothing of HTTP or Kafka, and raise the typed errors of ``services.gateway.error
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from schemas.analysis import DEFAULT_CONFIG, AnalysisConfig, ConfigSnapshot
 from schemas.events import encode_call_ingested, new_event_ids
+from services.common.cache import TtlCache
 from services.gateway.errors import (
     Forbidden,
     MalformedBody,
@@ -22,8 +23,16 @@ from services.gateway.errors import (
     TenantMissing,
     ValidationFailed,
 )
-from services.gateway.models import BATCH, ITEM_FIELDS, MAX_TEXT, CallItemIn, field_errors
-from services.gateway.repository import Credential, NewCall
+from services.gateway.models import (
+    BATCH,
+    CONFIG,
+    ITEM_FIELDS,
+    MAX_TEXT,
+    AnalysisConfigIn,
+    CallItemIn,
+    field_errors,
+)
+from services.gateway.repository import ConfigLevel, Credential, NewCall
 from services.gateway.security import secret_matches
 
 SOURCE = "gateway"
@@ -65,27 +74,12 @@ class CredentialCache:
     on every replica within ``ttl_s``. Unknown keys are never cached (random keys cannot fill
     the cache) and the secret is still checked on every request."""
 
-    def __init__(self, lookup: CredentialLookup, ttl_s: float, max_entries: int = 10_000) -> None:
+    def __init__(self, lookup: CredentialLookup, ttl_s: float) -> None:
         self._lookup = lookup
-        self._ttl_s = ttl_s
-        self._max_entries = max_entries
-        self._entries: dict[str, tuple[float, Credential]] = {}
+        self._cache: TtlCache[str, Credential] = TtlCache(ttl_s)
 
     async def find_credential(self, api_key: str) -> Credential | None:
-        now = time.monotonic()
-        cached = self._entries.get(api_key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        credential = await self._lookup.find_credential(api_key)
-        if credential is None or self._ttl_s <= 0:
-            self._entries.pop(api_key, None)
-            return credential
-        if len(self._entries) >= self._max_entries:
-            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
-            if len(self._entries) >= self._max_entries:
-                self._entries.pop(next(iter(self._entries)))
-        self._entries[api_key] = (now + self._ttl_s, credential)
-        return credential
+        return await self._cache.get(api_key, lambda: self._lookup.find_credential(api_key))
 
 
 async def authenticate(credentials: CredentialLookup, api_key: str | None, api_secret: str | None) -> Partner:
@@ -130,7 +124,15 @@ def parse_batch(body: bytes) -> list[CallItemIn]:
         raise ValidationFailed(field_errors(exc)) from None
 
 
-def encode_event(item: CallItemIn, partner: Partner, tenancy: Tenancy, received_at: datetime, event_id: str) -> bytes:
+def encode_event(
+    item: CallItemIn,
+    partner: Partner,
+    tenancy: Tenancy,
+    *,
+    received_at: datetime,
+    event_id: str,
+    analysis_config: dict[str, Any] | None = None,
+) -> bytes:
     """The ``calls.ingested.v1`` event carrying everything later stages need."""
     return encode_call_ingested(
         event_id=event_id,
@@ -146,6 +148,7 @@ def encode_event(item: CallItemIn, partner: Partner, tenancy: Tenancy, received_
         metadata=item.get("metadata"),
         custom_fields=item.get("custom_fields"),  # type: ignore[arg-type]
         extra={k: v for k, v in item.items() if k not in ITEM_FIELDS},
+        analysis_config=analysis_config,
     )
 
 
@@ -157,6 +160,7 @@ async def ingest_batch(
     *,
     topic: str,
     received_at: datetime,
+    analysis_config: dict[str, Any] | None = None,
 ) -> list[dict[str, str]]:
     """Record every new call of the batch with its event, durably, in one transaction.
 
@@ -169,7 +173,12 @@ async def ingest_batch(
         first.setdefault(item["call"]["id"], item)
     event_ids = new_event_ids(len(first))
     new_calls = [
-        NewCall(call_id, encode_event(item, partner, tenancy, received_at, event_id))
+        NewCall(
+            call_id,
+            encode_event(
+                item, partner, tenancy, received_at=received_at, event_id=event_id, analysis_config=analysis_config
+            ),
+        )
         for (call_id, item), event_id in zip(first.items(), event_ids, strict=True)
     ]
     accepted = await repo.record_calls(
@@ -187,3 +196,112 @@ async def ingest_batch(
         accepted.discard(call_id)  # a later repeat of the same id in this batch is a duplicate
         outcomes.append({"id": call_id, "status": status})
     return outcomes
+
+
+# ---------------------------------------------------------------------------------------------
+# Analysis configuration
+# ---------------------------------------------------------------------------------------------
+
+
+class ConfigRepository(Protocol):
+    async def config_levels(self, partner_id: str, tenant_id: str, subtenant_id: str) -> dict[str, ConfigLevel]: ...
+    async def save_config(self, partner_id: str, tenant_id: str, subtenant_id: str, config: dict[str, Any]) -> int: ...
+
+
+_FIELDS = ("labels", "rubric", "channels")
+
+
+def effective_snapshot(levels: dict[str, ConfigLevel]) -> ConfigSnapshot:
+    """Each field from the most specific level that sets it: subtenant, tenant, defaults."""
+    merged: dict[str, Any] = DEFAULT_CONFIG.model_dump(mode="json")
+    source = "default"
+    for level in ("tenant", "subtenant"):
+        document = levels[level].config if level in levels else {}
+        for name in _FIELDS:
+            if document.get(name) is not None:
+                merged[name] = document[name]
+                source = level
+    config = AnalysisConfig.model_validate(merged)
+    return ConfigSnapshot(config_id=config.config_id(), config=config, source=source)
+
+
+class ConfigSnapshots:
+    """The effective configuration for (partner, tenant, subtenant), as the JSON put in every
+    ingested event, cached for ``ttl_s`` so ingestion costs no extra query. A change applies to
+    new calls on every replica within ``ttl_s`` (at once on the replica that saved it)."""
+
+    def __init__(self, repo: ConfigRepository, ttl_s: float) -> None:
+        self._repo = repo
+        self._cache: TtlCache[tuple[str, str, str], dict[str, Any]] = TtlCache(ttl_s)
+
+    async def get(self, partner: Partner, tenancy: Tenancy) -> dict[str, Any]:
+        key = (partner.partner_id, tenancy.tenant_id, tenancy.subtenant_id)
+
+        async def load() -> dict[str, Any]:
+            levels = await self._repo.config_levels(*key)
+            return effective_snapshot(levels).model_dump(mode="json")
+
+        snapshot = await self._cache.get(key, load)
+        return snapshot if snapshot is not None else await load()
+
+    def invalidate(self, partner: Partner, tenancy: Tenancy) -> None:
+        """Forget every cached subtenant of this tenant: a tenant-level change affects them all."""
+        self._cache.invalidate_where(lambda k: k[0] == partner.partner_id and k[1] == tenancy.tenant_id)
+
+
+def parse_config(body: bytes) -> AnalysisConfigIn:
+    try:
+        return CONFIG.validate_json(body)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise MalformedBody() from None
+        raise ValidationFailed(field_errors(exc)) from None
+
+
+def parse_scope(scope: str | None) -> str:
+    if not scope:
+        raise ValidationFailed([{"field": "scope", "message": "scope should not be empty"}])
+    if scope not in ("tenant", "subtenant"):
+        raise ValidationFailed([{"field": "scope", "message": "scope must be one of: tenant, subtenant"}])
+    return scope
+
+
+def _level_view(level: ConfigLevel | None) -> dict[str, Any] | None:
+    if level is None:
+        return None
+    updated = level.updated_at.isoformat().replace("+00:00", "Z")
+    return {"version": level.version, "updated_at": updated, "config": level.config}
+
+
+def config_view(levels: dict[str, ConfigLevel]) -> dict[str, Any]:
+    """What GET and PUT answer: the effective configuration and the levels it comes from."""
+    snapshot = effective_snapshot(levels)
+    return {
+        "config_id": snapshot.config_id,
+        "source": snapshot.source,
+        "effective": snapshot.config.model_dump(mode="json"),
+        "tenant": _level_view(levels.get("tenant")),
+        "subtenant": _level_view(levels.get("subtenant")),
+    }
+
+
+async def describe_config(repo: ConfigRepository, partner: Partner, tenancy: Tenancy) -> dict[str, Any]:
+    return config_view(await repo.config_levels(partner.partner_id, tenancy.tenant_id, tenancy.subtenant_id))
+
+
+async def save_config(
+    repo: ConfigRepository,
+    snapshots: ConfigSnapshots,
+    partner: Partner,
+    tenancy: Tenancy,
+    *,
+    scope: str,
+    document: AnalysisConfigIn,
+) -> dict[str, Any]:
+    """Store ``document`` as the next version of the tenant or subtenant level."""
+    subtenant = tenancy.subtenant_id if scope == "subtenant" else ""
+    await repo.save_config(
+        partner.partner_id, tenancy.tenant_id, subtenant, document.model_dump(mode="json", exclude_none=True)
+    )
+    snapshots.invalidate(partner, tenancy)
+    return await describe_config(repo, partner, tenancy)

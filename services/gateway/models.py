@@ -13,9 +13,18 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated, Any, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+    with_config,
+)
 from pydantic_core import ErrorDetails, PydanticCustomError
 from typing_extensions import TypedDict
 
@@ -50,6 +59,9 @@ _PATTERN_PREDICATES = {
     "end_time": "must be an ISO 8601 date-time in UTC (YYYY-MM-DDThh:mm:ssZ)",
     "recording_url": "must be an absolute http(s) URL",
     "callback_url": "must be a URL starting with https://",
+    "labels": "should not be empty",
+    "parameter_name": "should not be empty",
+    "description": "should not be empty",
 }
 
 
@@ -193,6 +205,83 @@ ITEM_FIELDS = frozenset(CallItemIn.__annotations__)
 
 
 # ---------------------------------------------------------------------------------------------
+# Analysis configuration (PUT /api/v1/partner/analysis-config)
+# ---------------------------------------------------------------------------------------------
+
+MAX_LABELS = 20
+MAX_RUBRIC = 30
+
+
+def _unique(values: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for value in values:
+        key = value.strip().casefold()
+        if key in seen:
+            raise _fail(f"must not repeat {what} {value.strip()!r}")
+        seen.add(key)
+
+
+class RubricParameterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    parameter_name: Annotated[str, Field(max_length=100, pattern=_NOT_BLANK)]
+    description: Annotated[str, Field(max_length=2000, pattern=_NOT_BLANK, description="What the agent should do.")]
+    max_score: Annotated[int, Field(ge=1, le=100, strict=True)] = 10
+    is_fatal: Annotated[bool, Field(strict=True)] = False
+
+
+class ChannelMapIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    left: Literal["agent", "customer"] = "agent"
+    right: Literal["agent", "customer"] = "customer"
+
+    @model_validator(mode="after")
+    def _different(self) -> ChannelMapIn:
+        if self.left == self.right:
+            raise _fail("must map the two channels to different parties", field="right")
+        return self
+
+
+def _unique_labels(labels: list[str]) -> list[str]:
+    _unique(labels, "the label")
+    return labels
+
+
+def _unique_parameters(rubric: list[RubricParameterIn]) -> list[RubricParameterIn]:
+    _unique([p.parameter_name for p in rubric], "the parameter")
+    return rubric
+
+
+class AnalysisConfigIn(BaseModel):
+    """One level (tenant or subtenant) of a tenant's analysis configuration. A field left out
+    (or null) is inherited: from the tenant level, then from the defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    labels: (
+        Annotated[
+            list[Annotated[str, Field(max_length=100, pattern=_NOT_BLANK)]],
+            Field(min_length=1, max_length=MAX_LABELS, description="Qualification labels answered for every call."),
+            AfterValidator(_unique_labels),
+        ]
+        | None
+    ) = None
+    rubric: (
+        Annotated[
+            list[RubricParameterIn],
+            Field(min_length=1, max_length=MAX_RUBRIC, description="Quality parameters every call is scored on."),
+            AfterValidator(_unique_parameters),
+        ]
+        | None
+    ) = None
+    channels: ChannelMapIn | None = Field(None, description="Which party each channel of a stereo recording carries.")
+
+
+CONFIG = TypeAdapter(AnalysisConfigIn)
+
+
+# ---------------------------------------------------------------------------------------------
 # Responses (documentation and tests; handlers build the bodies directly)
 # ---------------------------------------------------------------------------------------------
 
@@ -231,6 +320,11 @@ class ValidationErrorResponse(ErrorResponse):
 
 _PREDICATES = {
     "missing": "should not be empty",
+    "extra_forbidden": "should not exist",
+    "int_type": "must be an integer number",
+    "int_from_float": "must be an integer number",
+    "bool_type": "must be a boolean",
+    "literal_error": "must be one of: agent, customer",
     "string_type": "must be a string",
     "string_too_short": "should not be empty",
     "model_type": "must be an object",
@@ -252,7 +346,7 @@ def _predicate(err: ErrorDetails, name: str) -> str:
     if kind == "rule":
         return err["msg"]
     if kind == "string_pattern_mismatch" or (kind == "string_type" and name in _FORMAT_FIRST):
-        return _PATTERN_PREDICATES.get(name, "is invalid")
+        return _PATTERN_PREDICATES.get(name.split("[", 1)[0], "is invalid")
     if kind == "too_short":
         return "should not be empty"
     if kind == "too_long":
@@ -260,6 +354,10 @@ def _predicate(err: ErrorDetails, name: str) -> str:
         return f"must contain no more than {ctx.get('max_length')} {unit}"
     if kind == "string_too_long":
         return f"must be shorter than or equal to {ctx.get('max_length')} characters"
+    if kind == "greater_than_equal":
+        return f"must not be less than {ctx.get('ge')}"
+    if kind == "less_than_equal":
+        return f"must not be greater than {ctx.get('le')}"
     return _PREDICATES.get(kind, "is invalid")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -14,6 +15,13 @@ class Credential:
     partner_id: str
     secret_sha256: bytes
     rate_limit_per_minute: int | None
+
+
+@dataclass(frozen=True)
+class ConfigLevel:
+    version: int
+    config: dict[str, Any]
+    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,43 @@ class GatewayRepository:
             topic,
         )
         return {r["call_id"] for r in rows}
+
+    # -- analysis configuration ---------------------------------------------------------------
+
+    async def config_levels(self, partner_id: str, tenant_id: str, subtenant_id: str) -> dict[str, ConfigLevel]:
+        """The latest tenant-level ('') and subtenant-level documents, by level."""
+        rows = await self._pool.fetch(
+            "SELECT DISTINCT ON (subtenant_id) subtenant_id, version, config, created_at"
+            " FROM analysis_configs WHERE partner_id = $1 AND tenant_id = $2 AND subtenant_id IN ('', $3)"
+            " ORDER BY subtenant_id, version DESC",
+            partner_id,
+            tenant_id,
+            subtenant_id,
+        )
+        return {
+            ("tenant" if r["subtenant_id"] == "" else "subtenant"): ConfigLevel(
+                r["version"], r["config"], r["created_at"]
+            )
+            for r in rows
+        }
+
+    async def save_config(self, partner_id: str, tenant_id: str, subtenant_id: str, config: dict[str, Any]) -> int:
+        """Store a new version of one level's document; returns its version number."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            # Serialises concurrent writers of the same level, so versions never collide.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))", f"config:{partner_id}/{tenant_id}/{subtenant_id}"
+            )
+            version = await conn.fetchval(
+                "INSERT INTO analysis_configs (partner_id, tenant_id, subtenant_id, version, config)"
+                " SELECT $1, $2, $3, coalesce(max(version), 0) + 1, $4 FROM analysis_configs"
+                " WHERE partner_id = $1 AND tenant_id = $2 AND subtenant_id = $3 RETURNING version",
+                partner_id,
+                tenant_id,
+                subtenant_id,
+                config,
+            )
+        return int(version)
 
     # -- administration -----------------------------------------------------------------------
 

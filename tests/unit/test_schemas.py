@@ -13,11 +13,13 @@ import orjson
 import pytest
 
 from schemas import generate
+from schemas.analysis import DEFAULT_CONFIG, ConfigSnapshot
 from schemas.events import CallFailed, CallIngested, CallIngestedPayload, dump_event, new_event_ids, parse_event
 from services.gateway.handlers import Partner, Tenancy, encode_event, parse_batch
 from tests.factories import call_item
 
 JSON_DIR = Path(generate.__file__).parent / "json"
+SNAPSHOT = ConfigSnapshot(config_id=DEFAULT_CONFIG.config_id(), config=DEFAULT_CONFIG, source="default")
 
 
 @pytest.mark.parametrize("name", sorted(generate.schemas()))
@@ -29,7 +31,9 @@ def test_checked_in_json_schema_matches_the_models(name: str) -> None:
 def _ingested(**overrides: object) -> CallIngested:
     item = call_item("c-1", custom_fields=[{"internal_name": "deal", "value": 3}], **overrides)
     items = parse_batch(orjson.dumps({"data": [item]}))
-    raw = encode_event(items[0], Partner("ptn_x", None), Tenancy("t1", "s1"), datetime.now(UTC), str(uuid.uuid4()))
+    raw = encode_event(
+        items[0], Partner("ptn_x", None), Tenancy("t1", "s1"), received_at=datetime.now(UTC), event_id=str(uuid.uuid4())
+    )
     event = parse_event(raw)
     assert isinstance(event, CallIngested)
     return event
@@ -70,8 +74,9 @@ def test_fast_encoding_equals_the_model(overrides: dict[str, object]) -> None:
         parse_batch(orjson.dumps({"data": [item]}))[0],
         Partner("ptn_x", None),
         Tenancy("t1", "s1"),
-        received_at,
-        str(event_id),
+        received_at=received_at,
+        event_id=str(event_id),
+        analysis_config=SNAPSHOT.model_dump(mode="json"),
     )
     known = {"call", "agent", "customer", "callback_url", "metadata", "custom_fields"}
     expected = CallIngested(
@@ -88,6 +93,7 @@ def test_fast_encoding_equals_the_model(overrides: dict[str, object]) -> None:
                 "metadata": item.get("metadata") or {},
                 "extra": {k: v for k, v in item.items() if k not in known},
                 "received_at": received_at,
+                "analysis_config": SNAPSHOT,
             }
         ),
     )

@@ -44,7 +44,7 @@ def fetcher_env(infra: Infra, database_url: str, topic_prefix: str, tmp_path: Pa
         "KAFKA_TOPIC_PREFIX": topic_prefix,
         "KAFKA_TOPIC_PARTITIONS": "3",
         "FETCHER_PORT": str(port),
-        "FETCHER_BLOB_ROOT": str(tmp_path / "blobs"),
+        "BLOB_ROOT": str(tmp_path / "blobs"),
         "FETCHER_SSRF_ALLOW_NETWORKS": "127.0.0.1/32",
         "FETCHER_DOWNLOAD_ATTEMPTS": "2",
         "FETCHER_BACKOFF_BASE_S": "0.1",
