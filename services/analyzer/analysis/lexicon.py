@@ -1,0 +1,668 @@
+"""The built-in engine's cue phrases, as regular expressions over normalised text.
+
+Normalised text (``text.normalise``) is lowercase tokens separated by single spaces, without
+apostrophes ("dont", "im", "its", "thats"). Patterns stay short (two to four words) so that one
+misrecognised word in an utterance rarely hides a cue, allow the common fillers in between
+("not really interested") and come in several phrasings. Every pattern is compiled once, at
+import.
+
+Weights express how strongly a cue signals its intent; they are summed per utterance (capped)
+and over the call (see ``findings.decide_intent``).
+"""
+
+# The patterns are long alternations that read best unbroken, one phrasing family per line.
+# ruff: noqa: E501
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+Pattern = re.Pattern[str]
+
+
+def rx(*alternatives: str) -> Pattern:
+    """One pattern matching any of ``alternatives`` as whole words."""
+    return re.compile(r"\b(?:" + "|".join(f"(?:{a})" for a in alternatives) + r")\b")
+
+
+# Building blocks.
+WE = r"(?:we|i|were|we are|im|i am|our team|my team)"
+NEG = r"(?:not|dont|do not|doesnt|does not|didnt|did not|never|no|isnt|is not|arent|are not|wont|will not|cant|cannot)"
+FILL = r"(?:(?:really|very|so|quite|just|actually|definitely|pretty|that|too|all|at all) )?"
+DAY = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
+MONTH = r"(?:january|february|march|april|may|june|july|august|september|october|november|december)"
+NUM_WORD = r"(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few|a couple of|couple of|\d+)"
+
+#: Words that, among the three tokens before a positive cue, negate it ("not interested").
+NEGATORS = frozenset(
+    {"not", "no", "dont", "doesnt", "didnt", "never", "isnt", "arent", "wasnt", "wont", "cant", "cannot", "nobody"}
+)
+
+# ------------------------------------------------------------------------------------------
+# Intent (customer utterances weigh most; see findings)
+# ------------------------------------------------------------------------------------------
+
+#: intent -> [(pattern, weight, negatable)]
+INTENT_CUES: Mapping[str, tuple[tuple[Pattern, float, bool], ...]] = {
+    "NOT_INTERESTED": (
+        (rx(rf"{NEG} {FILL}interested", r"no interest", r"not for (?:us|me)", r"not a (?:good )?fit"), 2.0, False),
+        (
+            rx(
+                r"remove (?:us|me|my number|our number|my name|our names?) from",
+                r"take (?:us|me|my number|our number) off",
+                r"(?:dont|do not|never|stop|please dont|please do not) (?:ever )?call(?:ing)? (?:us|me|here|again|this number)",
+                r"stop calling",
+                r"(?:dont|do not) (?:contact|email) (?:us|me)",
+                r"(?:take|put) (?:us|me) (?:off|on your do not call)",
+                r"do not call list",
+            ),
+            2.5,
+            False,
+        ),
+        (
+            rx(
+                r"no thank(?:s| you)",
+                r"(?:we|i) (?:will|ll)? ?pass",
+                r"(?:dont|do not) (?:want|need) (?:it|this|that|your|any|anything)",
+                r"(?:not|never) (?:going to|gonna) (?:buy|use|sign|switch|change)",
+                r"(?:dont|do not) (?:bother|waste)",
+                r"not (?:looking|buying|in the market)",
+                r"(?:we|i) (?:have|ve)? ?decided (?:against|not)",
+            ),
+            1.5,
+            False,
+        ),
+    ),
+    "INTERESTED": (
+        (
+            rx(
+                r"(?:sounds|looks|seems) (?:really |very |pretty |quite |so )?(?:good|great|interesting|useful|promising|perfect|amazing|nice|helpful|excellent)",
+                r"(?:this|that|it|thats|its) (?:is )?(?:really |very |so |quite )?(?:interesting|great|exactly what|what we need)",
+                rf"{WE} {FILL}interested",
+                r"interested in",
+                r"(?:i|we) (?:like|love) (?:it|this|that|the idea|what)",
+            ),
+            1.0,
+            True,
+        ),
+        (
+            rx(
+                r"how much (?:does|is|do|would|will|for|are|per)",
+                r"what (?:does|would|will|do) (?:it|this|that|they|the \w+(?: plan)?) cost",
+                r"what (?:is|are|s) (?:the|your) (?:price|prices|pricing|cost|costs|rate|rates)",
+                r"(?:pricing|price) (?:options|plans|details|list)",
+                r"what are the next steps?",
+                r"(?:whats|what is) the next step",
+                r"free trial",
+                r"(?:start|try|get) (?:a |the )?trial",
+                r"look(?:ing)? forward",
+            ),
+            1.0,
+            True,
+        ),
+        (
+            rx(
+                r"send (?:me|us|over) (?:a |the |your )?(?:proposal|quote|contract|pricing|offer|agreement)",
+                r"(?:book|schedule|set up|setup|arrange|organise|organize) (?:a |the |us a |me a )?(?:demo|meeting|trial|call|pilot)",
+                r"when can (?:we|you|i) (?:start|begin|set|get)",
+                r"(?:show|give) (?:me|us) a demo",
+            ),
+            1.5,
+            True,
+        ),
+        (
+            rx(
+                r"sign (?:up|the contract|it)",
+                r"lets (?:do it|go|go ahead|move forward|get started|start)",
+                r"(?:go|move) ahead",
+                r"move forward",
+                r"get started",
+                r"(?:we|i) (?:will|would like to|want to|d like to|are ready to) (?:buy|sign|try it|start|go with|take it|order)",
+                r"(?:were|we are|im|i am) in",
+                r"count (?:us|me) in",
+            ),
+            2.0,
+            True,
+        ),
+    ),
+    "FOLLOW_UP": (
+        (
+            rx(
+                r"call (?:me |us )?(?:back|again)",
+                r"(?:call|talk|speak|try|ring|reach) (?:me |us )?(?:again )?(?:later|another time|next week|next month|tomorrow|in a few)",
+                r"(?:some|another) other time",
+                r"another time",
+                r"maybe later",
+                r"not (?:right )?now",
+                r"(?:not|bad) (?:a )?(?:good )?time",
+                r"(?:send|email|mail) (?:me|us|over) (?:some |more |the )?(?:info|information|details|material|materials|brochure|an email|something|documentation)",
+                r"(?:think|sleep) (?:about|on|it over) ?it",
+                r"think it over",
+                r"(?:get|come) back to you",
+                r"touch base",
+                r"follow up (?:later|next|in)",
+                r"(?:talk|speak) (?:again )?(?:later|soon|next)",
+            ),
+            1.5,
+            False,
+        ),
+        (
+            rx(
+                rf"{WE} (?:really |very |a bit |quite )?busy",
+                r"(?:need|have|has|got) to (?:discuss|talk|check|think|look)",
+                r"let (?:me|us) (?:think|check|discuss|talk)",
+            ),
+            1.0,
+            False,
+        ),
+    ),
+}
+#: The customer accepting a next step the agent just proposed ("yes, that works").
+ACCEPTANCE = rx(
+    r"yes",
+    r"yeah",
+    r"yep",
+    r"sure",
+    r"(?:sounds|that s|thats|that is) (?:good|great|fine|perfect)",
+    r"that works",
+    r"works for (?:me|us)",
+    r"perfect",
+    r"great",
+    r"deal",
+    r"absolutely",
+    r"of course",
+    r"(?:ok|okay|alright) (?:lets|great|perfect|sure|thanks|then|see you)",
+)
+ACCEPTANCE_WEIGHT = 1.5
+#: A customer objection takes this much from the INTERESTED score (an unresolved price
+#: objection outweighs one question about the price).
+OBJECTION_DAMPING = 0.75
+
+# ------------------------------------------------------------------------------------------
+# BANT
+# ------------------------------------------------------------------------------------------
+
+NEEDS = rx(
+    # Not "i need approval" or "i have to go": those are about deciding or leaving.
+    rf"(?:we|i|wed|id|our team|my team|they) {FILL}(?:need|needs|want|wants|require|requires|would like|d like|are looking for|am looking for|look for|must|have to|has to)(?! (?:approval|permission|a sign off|sign off|to (?:go|ask|check|talk|run|think|discuss|speak|get approval)))",
+    r"looking for",
+    r"(?:our|the|my|their) (?:main |biggest |big |real )?(?:problem|challenge|issue|pain|goal|priority|need|requirement)s? (?:is|are|right now|at the moment)",
+    r"(?:it|this|that) (?:takes|took|is taking) (?:forever|too long|ages|hours|days|a lot of time|so long)",
+    rf"{WE} (?:struggle|struggling|have trouble|have problems|have a problem|spend too much|spend a lot|waste|lose|losing|miss|missing)",
+    r"by hand",
+    r"manually",
+    r"(?:its|it is|thats|that is) (?:really |very |so )?(?:hard|difficult|painful|time consuming|a mess|slow|tedious)",
+    r"(?:would|it d|itd) be (?:great|nice|helpful|good) (?:if|to)",
+    r"(?:we|i) (?:wish|hope)",
+)
+
+#: category -> pattern that on its own makes an utterance an objection of that category.
+OBJECTION_STRONG: Mapping[str, Pattern] = {
+    "Pricing": rx(
+        r"too (?:expensive|pricey|costly|high|much money|much for)",
+        r"(?:very|quite|really|so|bit|little) (?:expensive|pricey|costly)",
+        r"expensive",
+        r"(?:cant|cannot|couldnt|could not) (?:afford|justify|pay|spend)",
+        r"(?:more|higher) than (?:we|i) (?:can|could|want to|are able to|would) (?:pay|spend|afford)",
+        r"out of (?:our|my|the) (?:price range|budget|range)",
+        r"over (?:our|my|the) budget",
+        r"(?:budget|budgets|money) (?:is|are) (?:tight|limited|small|low|an issue|a problem)",
+        r"(?:no|dont have (?:a |the |any )?|dont have enough|do not have (?:a |the |any )?) (?:budget|money)",
+        r"(?:price|cost|pricing|costs|prices) (?:is|are) (?:the |a |our )?(?:main |big |biggest |real )?(?:problem|issue|concern|obstacle)",
+        r"cheaper",
+        r"(?:a lot|lots) of money",
+    ),
+    "Functionality": rx(
+        r"(?:doesnt|does not|cant|cannot|wont|will not|didnt) (?:do|support|handle|have|offer|cover)",
+        r"(?:it|this|that|your \w+|the \w+) (?:is |are )?(?:missing|lacks|lacking)",
+        r"too (?:complicated|complex|basic|limited|simple|hard to use)",
+        r"(?:hard|difficult) to use",
+        r"not (?:good|powerful|flexible|accurate|reliable) enough",
+        r"(?:doesnt|does not|didnt|did not) work",
+    ),
+    "Integration": rx(
+        r"(?:doesnt|does not|wont|will not|cant|cannot|might not|may not) (?:integrate|work|connect|sync|talk)",
+        r"integrat\w* (?:is|would be|could be|will be|might be|seems) (?:a )?(?:problem|issue|concern|hard|difficult|tricky|pain)",
+        r"(?:worried|concerned|nervous) about (?:the )?(?:integrat\w*|setup|set up|implementation|migrat\w*|onboarding)",
+    ),
+    "Timing": rx(
+        r"not (?:the |a )?(?:right|good) time",
+        r"(?:too|really|very|quite|a bit) busy",
+        r"(?:im|i am|were|we are) busy",
+        r"bad time",
+        r"not (?:right )?now",
+        r"(?:maybe )?next year",
+        r"not (?:a |our )?priority",
+        r"(?:some|another) other time",
+        r"another time",
+        r"maybe later",
+        r"too (?:early|soon|late)",
+    ),
+    "Competition": rx(
+        r"(?:we|i) (?:already|currently) (?:use|have|work with|are using|using|pay for)",
+        r"already (?:have|use|using|got|working with) (?:a|an|another|something|one|someone|a tool|a solution)",
+        r"(?:happy|satisfied) with (?:our|the|what we) (?:current|existing|have|provider|vendor|tool|solution)",
+        r"(?:under|in) (?:a )?contract with",
+        r"competitors?",
+        r"(?:another|a different|other) (?:vendor|provider|supplier|company|solution|tool)",
+    ),
+    "Trust": rx(
+        r"(?:worried|concerned|nervous|worry) about (?:the |our )?(?:secur\w*|privacy|data|complian\w*|gdpr)",
+        r"(?:dont|do not|cant) trust",
+        r"(?:bad|negative|mixed|poor) reviews",
+        r"(?:scam|legit|legitimate)",
+        r"never heard of (?:you|your|them)",
+        r"(?:is|how) (?:it|our data|the data) (?:safe|secure)",
+    ),
+    "Authority": rx(
+        r"(?:need|have|has|got|would have) to (?:ask|check with|talk to|run it by|run this by|get approval|consult|discuss it with|speak (?:to|with))",
+        r"not (?:my|mine|our) (?:decision|call)",
+        r"not up to me",
+        r"(?:need|needs|require\w*) (?:an |the )?(?:approval|sign off|signoff|authorization|authorisation)",
+        r"(?:my|our) (?:boss|manager|ceo|cfo|owner|board|director|vp) (?:decides|has to|needs to|will decide|would have to|makes)",
+    ),
+}
+
+#: Concern words: an utterance with one of these is an objection, categorised by
+#: ``CATEGORY_WORDS`` ("Other" when none applies).
+OBJECTION_GENERIC = rx(
+    r"worried",
+    r"worry",
+    r"concerns?",
+    r"concerned",
+    r"hesitant",
+    r"skeptical",
+    r"sceptical",
+    r"doubts?",
+    r"not sure",
+    r"unsure",
+    r"(?:dont|do not) think (?:it|this|that|we|so)",
+    r"(?:problem|issue) (?:for us|with)",
+    r"unfortunately",
+    r"the (?:main |big |biggest |only )?(?:problem|issue|concern|catch) is",
+    r"not (?:convinced|ready|happy)",
+    r"(?:thats|that is|its|it is) (?:a )?(?:problem|issue|concern)",
+)
+
+CATEGORY_WORDS: Mapping[str, Pattern] = {
+    "Pricing": rx(
+        r"prices?",
+        r"pricing",
+        r"costs?",
+        r"costly",
+        r"expensive",
+        r"afford\w*",
+        r"budget\w*",
+        r"money",
+        r"pay\w*",
+        r"cheap\w*",
+        r"dollars?",
+        r"fees?",
+        r"discount\w*",
+    ),
+    "Functionality": rx(
+        r"features?",
+        r"functionality",
+        r"functions?",
+        r"support\w*",
+        r"reports?",
+        r"reporting",
+        r"dashboards?",
+        r"missing",
+        r"complicated",
+        r"complex",
+        r"capabilit\w*",
+        r"accura\w*",
+        r"transcri\w*",
+    ),
+    "Integration": rx(
+        r"integrat\w*",
+        r"crm",
+        r"salesforce",
+        r"hubspot",
+        r"api",
+        r"connect\w*",
+        r"sync\w*",
+        r"compatib\w*",
+        r"plug ?in",
+        r"systems?",
+        r"implementation",
+        r"migrat\w*",
+        r"set ?up",
+    ),
+    "Timing": rx(
+        r"timing",
+        r"busy",
+        r"later",
+        r"next (?:year|quarter|month)",
+        r"ready",
+        r"too (?:early|soon|late)",
+        r"deadline",
+        r"right now",
+    ),
+    "Competition": rx(
+        r"competitors?",
+        r"already (?:use|using|have|work)",
+        r"current (?:vendor|provider|tool|solution|system)",
+        r"switch\w*",
+        r"contract with",
+        r"another (?:vendor|provider|tool|company|solution)",
+    ),
+    "Trust": rx(
+        r"secur\w*",
+        r"privacy",
+        r"private",
+        r"gdpr",
+        r"complian\w*",
+        r"trust\w*",
+        r"(?:bad|good|online|negative|customer|user) reviews?",
+        r"references?",
+        r"reliab\w*",
+        r"safe\w*",
+        r"risk\w*",
+    ),
+    "Authority": rx(
+        r"boss",
+        r"manager",
+        r"approv\w*",
+        r"decision",
+        r"decide",
+        r"ceo",
+        r"cfo",
+        r"cto",
+        r"board",
+        r"sign ?off",
+        r"procurement",
+        r"legal",
+    ),
+}
+
+#: The agent acknowledging a concern.
+HANDLING_ACK = rx(
+    r"i (?:totally |completely |fully )?(?:understand|hear you|see|get it|get that|appreciate|agree)",
+    r"(?:thats|that is|its|it is) (?:a )?(?:fair|valid|good|great|reasonable|common) (?:point|question|concern)",
+    r"good question",
+    r"makes? (?:total |perfect )?sense",
+    r"understandable",
+    r"(?:im|i am) sorry",
+    r"sorry (?:for|about|to)",
+    r"(?:no|not a) problem",
+)
+
+#: The agent answering a concern with substance.
+HANDLING_RESPONSE = rx(
+    r"(?:many|most|other|a lot of|lots of|some) (?:of our )?(?:customers|clients|companies|teams|users)",
+    r"we (?:can|could|offer|have|also|do|will)",
+    r"(?:start|begin|starting) with",
+    r"instead",
+    r"options?",
+    r"alternatives?",
+    r"discounts?",
+    r"(?:free )?trial",
+    r"what if",
+    r"good news",
+    r"included",
+    r"integrat\w* with",
+    r"connects? (?:to|with)",
+    r"(?:secure|encrypted|compliant|certified)",
+    r"roi|return on investment|pays? for itself",
+    r"sav(?:e|es|ing) (?:you )?(?:time|money)",
+    r"(?:let me|i can|i will|ill) (?:show|explain|send|check|find out)",
+    r"(?:basic|starter|smaller|cheaper) (?:plan|package|version|option)",
+)
+
+BUDGET = rx(
+    r"budget\w*",
+    r"set aside",
+    r"(?:can|could|able to|want to|willing to|plan to) (?:spend|invest|pay)",
+    r"spend(?:ing)?",
+    r"allocat\w*",
+    r"afford",
+    r"funds?",
+    r"funding",
+)
+
+#: Statements about who decides, enough on their own.
+AUTHORITY = rx(
+    r"(?:i|we) (?:make|take|made) (?:the |all the |that |this |final )?(?:decision|decisions|call)",
+    r"(?:i|we) (?:decide|sign|approve|have the final say)",
+    r"(?:im|i am|were|we are) (?:the |a )?(?:decision maker|one who decides|one who signs|final say)",
+    r"decision (?:maker|makers|process)",
+    r"final say",
+    r"(?:need|needs|require\w*|get|getting) (?:an |the |their |his |her |your |my |our )?(?:approval|sign off|signoff|buy in)",
+    r"sign off",
+    r"run (?:it|this) by",
+    r"check with (?:my|our|the)",
+    r"not (?:my|mine|our) (?:decision|call)",
+    r"not up to (?:me|us)",
+    r"committee",
+)
+#: People who may decide: they count when the utterance, or the agent's question before it,
+#: is about deciding ("who else is involved?" - "our cfo").
+ROLES = rx(
+    r"(?:my|our|the) (?:boss|manager|ceo|cfo|cto|coo|cmo|owner|owners|founder|founders|board|director|directors|vp|president|partner|partners|team lead|procurement|legal|finance)",
+    r"head of \w+",
+)
+DECISION_WORDS = rx(
+    r"decid\w*",
+    r"decision\w*",
+    r"approv\w*",
+    r"sign\w*",
+    r"authori\w*",
+    r"say",
+    r"buy\w*",
+    r"purchas\w*",
+    r"involved",
+    r"budget",
+)
+
+TIMELINE = rx(
+    rf"(?:by|before|until|in|for|around|at|from|after|early|mid|late|towards) (?:the )?(?:end|beginning|start|middle) of (?:the |this |next )?(?:week|month|quarter|year|{MONTH}|q ?[1-4])",
+    rf"(?:the )?(?:end|beginning|start|middle) of (?:the |this |next )?(?:week|month|quarter|year|{MONTH})",
+    rf"(?:next|this|coming|following) (?:week|month|quarter|year|{DAY}|spring|summer|autumn|fall|winter|fiscal year)",
+    rf"(?:in|within|over|for) (?:the next )?{NUM_WORD} (?:days?|weeks?|months?|years?|quarters?)",
+    rf"(?:by|before|until|in|from|after|early|mid|late|around) {MONTH}",
+    rf"(?:by|before|until|on) (?:next )?{DAY}",
+    r"(?:by|before|until|in|for|from|after) (?:the )?(?:first|second|third|fourth|last) quarter",
+    r"(?:first|second|third|fourth|last) quarter",
+    r"(?:by|before|until|in|for|from|after) q ?(?:[1-4]|one|two|three|four)",
+    r"q ?[1-4]|q (?:one|two|three|four)",
+    r"tomorrow",
+    r"asap|as soon as possible",
+    r"right away|immediately",
+    r"deadline",
+)
+
+# ------------------------------------------------------------------------------------------
+# Quality parameters
+# ------------------------------------------------------------------------------------------
+
+INTRODUCTION = rx(
+    r"(?:this is|my name is|its|it is|im|i am) \w+(?: \w+)? (?:from|with|at|here|calling)",
+    r"\w+ here (?:from|at|with)",
+    r"(?:calling|call) from",
+    r"on behalf of",
+    r"my name is",
+)
+PURPOSE = rx(
+    r"(?:the )?reason (?:for|of) (?:my|this|the|our) call",
+    r"(?:the )?reason (?:im|i am|i|we are|were) (?:calling|called|reaching out)",
+    r"(?:im|i am|were|we are|i was|i) (?:just )?(?:calling|reaching out|getting in touch|ringing) (?:to|about|because|regarding|as|since|with)",
+    r"(?:calling|reaching out) (?:to|about|regarding)",
+    r"(?:the )?(?:purpose|goal|aim|point|objective) (?:of|for) (?:this|the|my|our|today)",
+    r"agenda",
+    r"(?:today|in this call|on this call|on the call) (?:id|i would|we|well|i want|i wanted|we will|we are going|were going)(?: like)? to",
+    r"(?:id|i would|i wanted|i want|we would|wed) (?:like )?to (?:talk|discuss|show|walk you|go over|cover|understand|learn|share|introduce|review)",
+    r"(?:we will|well|were going to|we are going to|lets) (?:cover|discuss|go over|talk about|look at|walk through)",
+    r"plan for (?:today|the call|this call)",
+    # An outline of the call says what it is for, even when a misheard word hides "agenda".
+    r"first \w+(?: \w+){0,15} (?:then|after that|finally)",
+)
+#: An opening that says what the company does counts for part of the purpose.
+VALUE_STATEMENT = rx(r"we help", r"we work with", r"we (?:make|provide|build|offer) (?:a |an )?\w+")
+AGENDA_STRUCTURE = rx(
+    r"agenda",
+    r"first \w+(?: \w+){0,15} (?:then|next|after that|second|finally)",
+    r"(?:sound|sounds|does that sound) good",
+    r"does (?:that|this) (?:work|sound)",
+    r"(?:is that|that) (?:ok|okay|alright) (?:with|for) you",
+    r"works for you",
+)
+#: The customer asking what the call is about: the context was not set.
+CONTEXT_MISSING = rx(
+    r"why (?:are|were) you calling",
+    r"what (?:is|s) (?:this|it|the call) (?:about|regarding)",
+    r"what (?:exactly )?(?:do you want|is this)",
+    r"who (?:is this|are you)",
+)
+
+OPEN_QUESTION = rx(
+    r"(?:may|can|could|might) i ask",
+    r"how (?:do|does|did|many|much|often|long|are|is|would|will|can|big|far|you|your)",
+    r"what (?:you|your)",
+    r"what (?:is|are|do|does|did|would|will|was|were|kind|type|sort|made|makes|matters|s)",
+    r"whats",
+    r"why (?:do|did|is|are|would)",
+    r"when (?:do|did|does|would|will|is|are)",
+    r"who (?:is|are|else|does|do|would|will)",
+    r"which (?:\w+ )?(?:do|does|is|are)",
+    r"tell me (?:about|more|how|what)",
+    r"(?:walk|talk) me through",
+    r"(?:can|could) you (?:tell|walk|describe|explain|share)",
+    r"describe",
+)
+CLOSED_QUESTION = rx(
+    r"(?:do|does|did|are|is|have|has|would|could|can|will) (?:you|your|they|it|the team|your team)",
+)
+#: Questions that ask for time or agreement, not about the customer's situation.
+NOT_DISCOVERY = rx(
+    r"(?:do|did) you have (?:a |an )?(?:couple|few|minute|moment|second|sec|time)",
+    r"is (?:this|now) a (?:good|bad) time",
+    r"(?:sound|sounds) good",
+    r"does (?:that|this) (?:work|sound)",
+    r"any (?:other )?questions",
+    r"can you hear me",
+    r"how are you",
+    r"(?:what|how) does (?:it|that|this) (?:cost|sound)",
+)
+
+PITCH = rx(
+    r"(?:our|the) (?:product|platform|solution|software|tool|app)",
+    r"(?:team|basic|starter|pro|business|enterprise|premium) (?:plan|package|edition)",
+    r"our (?:service|system|plans?|customers|clients)",
+    r"(?:it|this|which) (?:helps|lets|allows|gives|records|shows|saves|tracks|analy\w*|automat\w*|integrates|can|will|has)",
+    r"we (?:help|offer|provide|make|can|do)",
+    r"features?",
+    r"dashboards?",
+    r"reports?",
+    r"alerts?",
+    r"you (?:can|will be able to|get|could|would be able to)",
+    r"which means",
+    r"so (?:that )?you (?:can|dont|no longer)",
+    r"benefits?",
+    r"sav(?:e|es|ing) (?:you )?(?:time|money|hours)",
+    r"helps? you",
+    r"automatically",
+)
+
+NEXT_STEP_ACTION = rx(
+    r"(?:send|email|share|forward|mail) (?:you |it |over |across )?(?:the |a |an |our |some |my )?(?:proposal|quote|contract|pricing|information|info|details|deck|slides|case study|case studies|invite|invitation|agreement|summary|link|recap|brochure|offer)",
+    r"(?:book|schedule|set up|setup|arrange|organise|organize|put|plan|lock in|confirm) (?:a |the |our |in |up |you in for |us in for )?(?:demo|meeting|call|trial|follow up|session|slot|time|pilot|onboarding)",
+    r"follow up",
+    r"(?:call|ring|talk to|speak (?:to|with)|meet|see) you (?:again |on |next |tomorrow|later|in |at )",
+    r"(?:start|set up|activate|open|create) (?:your |a |the )?(?:free )?(?:trial|account|pilot)",
+    r"(?:calendar|meeting) (?:invite|invitation)",
+    r"(?:ill|i will|i ll|we will|well|let me|i can) (?:send|book|schedule|set up|call|email|follow|get back|put|arrange)",
+)
+NEXT_STEP_MENTION = rx(r"next steps?")
+CONCRETE_TIME = rx(
+    DAY,
+    r"tomorrow",
+    r"today",
+    r"tonight",
+    r"this (?:afternoon|morning|evening|week)",
+    r"next (?:week|month)",
+    rf"{MONTH} (?:\d+|first|second|third|\w+th|\w+st)",
+    r"(?:at|around|by) (?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|noon|\d+)(?: (?:oclock|am|pm|thirty|fifteen|forty five))?",
+    r"in (?:a|one|two|three) (?:days?|weeks?)",
+)
+AGREEMENT = rx(
+    r"yes",
+    r"yeah",
+    r"yep",
+    r"sure",
+    r"great",
+    r"perfect",
+    r"(?:sounds|that s|thats) (?:good|great|fine|perfect)",
+    r"ok",
+    r"okay",
+    r"alright",
+    r"that works",
+    r"look(?:ing)? forward",
+    r"deal",
+    r"fine",
+    r"excellent",
+    r"of course",
+    r"see you",
+)
+
+GREETING = rx(r"hi", r"hello", r"hey", r"good (?:morning|afternoon|evening|day)", r"how are you")
+THANKS = rx(r"thank(?:s| you)", r"appreciate", r"grateful")
+CLOSING = rx(
+    r"have a (?:great|good|nice|lovely|wonderful) (?:day|week|weekend|afternoon|evening|one)",
+    r"good ?bye",
+    r"bye",
+    r"take care",
+    r"(?:talk|speak) (?:to you )?soon",
+    r"(?:talk|speak) to you (?:then|later|next)",
+    r"see you",
+    r"all the best",
+)
+COURTESY = rx(
+    r"please",
+    r"sorry",
+    r"of course",
+    r"certainly",
+    r"my pleasure",
+    r"(?:youre|you are) welcome",
+    r"i understand",
+    r"absolutely",
+    r"happy to",
+    r"glad to",
+)
+RUDE = rx(
+    r"shut up",
+    r"stupid",
+    r"idiot\w*",
+    r"dumb",
+    r"damn",
+    r"crap",
+    r"shit\w*",
+    r"fuck\w*",
+    r"hell no",
+    r"whatever",
+    r"(?:are you|youre) (?:deaf|kidding me)",
+    r"bullshit",
+)
+
+#: Voicemail and carrier announcements: a "call" with only these is no conversation.
+VOICEMAIL = rx(
+    r"leave (?:a|your) message",
+    r"after the (?:tone|beep)",
+    r"(?:not|isnt) available",
+    r"voice ?mail",
+    r"mailbox",
+    r"the (?:person|number) you (?:are|have) (?:calling|called|dialed|dialled)",
+    r"please try again later",
+)
+
+TOPIC_SHIFT = rx(
+    r"(?:lets|let us) (?:talk|move|look|turn|get|go) (?:about|on|at|to|into|over)",
+    r"moving on",
+    r"next (?:i|we|id|lets)",
+    r"(?:another|one more) (?:thing|question)",
+    r"(?:before|now) (?:we|i) (?:go|finish|wrap|move)",
+    r"(?:in terms of|regarding|as for|speaking of)",
+    r"to (?:wrap|sum) (?:up|things up)",
+)
