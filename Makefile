@@ -34,7 +34,7 @@ infra-up: system-deps ## Start PostgreSQL (reused if running) and Kafka on loopb
 infra-down: ## Stop Kafka, and PostgreSQL if `make up` started it
 	$(STACK) down
 
-SERVICES := gateway fetcher
+SERVICES := gateway fetcher analyzer
 
 migrate: install ## Apply every service's database migrations
 	@for s in $(SERVICES); do $(PY) -m services.$$s migrate || exit 1; done

@@ -381,6 +381,7 @@ GATEWAY_URL = os.environ.get("CALLPIPE_GATEWAY_URL", "http://127.0.0.1:8000")
 SERVICES: dict[str, tuple[str, str]] = {
     "gateway": ("services.gateway", f"{GATEWAY_URL}/healthz"),
     "fetcher": ("services.fetcher", "http://127.0.0.1:8001/healthz"),
+    "analyzer": ("services.analyzer", "http://127.0.0.1:8002/healthz"),
 }
 
 

@@ -7,12 +7,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
+import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from fastapi import FastAPI
 
 from services.common.consumer import ConsumerRuntime, ConsumerSettings, Handler
-from services.common.kafka import TopicSpec, ensure_topics, make_producer
+from services.common.db import ping
+from services.common.health import health_router
+from services.common.kafka import KafkaProbe, TopicSpec, ensure_topics, make_producer
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +74,35 @@ class KafkaWorker:
             await self.runtime.stop()
         if self._producer is not None:
             await self._producer.stop()
+
+
+async def host_worker(
+    stack: contextlib.AsyncExitStack,
+    app: FastAPI,
+    pool: asyncpg.Pool,
+    consumer: ConsumerSettings,
+    handler: Handler,
+    *,
+    topics: list[TopicSpec],
+) -> KafkaWorker:
+    """Start a worker inside a service's lifespan (stopped by ``stack``) and publish the
+    service's readiness checks: PostgreSQL, Kafka, and a live consumer."""
+    worker = KafkaWorker(consumer, handler, topics=topics)
+    worker.start()
+    stack.push_async_callback(worker.stop)
+    probe = KafkaProbe(consumer.bootstrap_servers)
+    stack.push_async_callback(probe.close)
+
+    async def consuming() -> bool:
+        return worker.alive()
+
+    app.state.worker = worker
+    app.state.readiness_checks = {"postgres": lambda: ping(pool), "kafka": probe.check, "consumer": consuming}
+    return worker
+
+
+def worker_app(title: str, lifespan: Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]) -> FastAPI:
+    """A worker's HTTP side: health endpoints only."""
+    app = FastAPI(title=title, version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(health_router())
+    return app

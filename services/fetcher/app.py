@@ -20,11 +20,10 @@ from schemas.events import TOPIC_FAILED, TOPIC_FETCHED, TOPIC_INGESTED
 from services.common import ssrf
 from services.common.blobs import open_blob_store
 from services.common.consumer import ConsumerSettings
-from services.common.db import create_pool, ping
-from services.common.health import health_router
-from services.common.kafka import KafkaProbe, TopicSpec
+from services.common.db import create_pool
+from services.common.kafka import TopicSpec
 from services.common.logging import configure_logging
-from services.common.worker import KafkaWorker
+from services.common.worker import host_worker, worker_app
 from services.fetcher import handlers
 from services.fetcher.config import FetcherSettings
 from services.fetcher.media import MediaInfo, MediaProblem, probe_file
@@ -110,7 +109,10 @@ def create_app(settings: FetcherSettings | None = None) -> FastAPI:
                 ),
             )
             partitions, replicas = settings.kafka_topic_partitions, settings.kafka_replication_factor
-            worker = KafkaWorker(
+            await host_worker(
+                stack,
+                app,
+                pool,
                 ConsumerSettings(
                     bootstrap_servers=settings.kafka_bootstrap_servers,
                     group_id=settings.group_id,
@@ -130,23 +132,7 @@ def create_app(settings: FetcherSettings | None = None) -> FastAPI:
                 ]
                 + [TopicSpec(dead_letter_topic(settings), partitions, replicas)],
             )
-            worker.start()
-            stack.push_async_callback(worker.stop)
-            kafka_probe = KafkaProbe(settings.kafka_bootstrap_servers)
-            stack.push_async_callback(kafka_probe.close)
-
-            async def consuming() -> bool:
-                return worker.alive()
-
-            app.state.worker = worker
-            app.state.readiness_checks = {
-                "postgres": lambda: ping(pool),
-                "kafka": kafka_probe.check,
-                "consumer": consuming,
-            }
             log.info("fetcher started", extra={"group": settings.group_id, "blob_backend": settings.blob_backend})
             yield
 
-    app = FastAPI(title="callpipe fetcher", version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.include_router(health_router())
-    return app
+    return worker_app("callpipe fetcher", lifespan)

@@ -12,7 +12,11 @@ from pydantic import SecretStr
 from services.common.db import apply_migrations
 
 # (schema, migrations package) of every service, applied once per test session.
-SERVICES = [("gateway", "services.gateway.migrations"), ("fetcher", "services.fetcher.migrations")]
+SERVICES = [
+    ("gateway", "services.gateway.migrations"),
+    ("fetcher", "services.fetcher.migrations"),
+    ("analyzer", "services.analyzer.migrations"),
+]
 
 
 def with_database(url: str, name: str) -> str:

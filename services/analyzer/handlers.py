@@ -1,0 +1,164 @@
+"""The analyzer's work as plain async functions: transcribe a fetched call, analyse it against
+its tenant's configuration, and say what came of it.
+
+``handle_fetched`` takes its dependencies as arguments and returns the events to publish; the
+consumer runtime does the Kafka side. It is idempotent: a redelivered event is answered with the
+analysis already published (same event id), without transcribing again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from schemas.analysis import DEFAULT_CONFIG, ConfigSnapshot, EngineInfo, Speaker
+from schemas.events import (
+    AnyEvent,
+    AudioStats,
+    CallAnalyzed,
+    CallAnalyzedPayload,
+    CallFailed,
+    CallFailedPayload,
+    CallFetched,
+)
+from services.analyzer.analysis import AnalysisEngine, AnalysisError, AnalysisInput
+from services.analyzer.asr import AsrError, AsrRequest, AsrResult, Transcriber
+from services.analyzer.errors import AnalyzeFailed
+from services.analyzer.repository import AnalyzerRepository
+from services.common.blobs import BlobError, BlobStore
+
+log = logging.getLogger(__name__)
+
+SOURCE = "analyzer"
+_EVENT_NAMESPACE = uuid.UUID("0c8e3d2a-5b71-4f0e-9d64-7a1e2b3c4d5f")
+# ASR failures that another attempt may fix (a crashed worker, an overloaded endpoint).
+_RETRY_ASR = {"asr_failed"}
+_RETRYABLE = {"asr_timeout", "asr_failed", "asr_unavailable", "llm_unavailable"}
+
+
+@dataclass(frozen=True)
+class AnalyzeDeps:
+    repo: AnalyzerRepository
+    blobs: BlobStore
+    transcriber: Transcriber
+    analysis: AnalysisEngine
+    asr_attempts: int = 2
+
+
+def event_id(event: CallFetched, kind: str) -> uuid.UUID:
+    return uuid.uuid5(_EVENT_NAMESPACE, f"{event.partner_id}/{event.call_id}/{kind}")
+
+
+def effective_config(event: CallFetched) -> ConfigSnapshot:
+    """The configuration the gateway snapshotted at ingestion (defaults for older events)."""
+    snapshot = event.payload.ingested.analysis_config
+    if snapshot is not None:
+        return snapshot
+    return ConfigSnapshot(config_id=DEFAULT_CONFIG.config_id(), config=DEFAULT_CONFIG, source="default")
+
+
+def channel_speakers(event: CallFetched, snapshot: ConfigSnapshot) -> tuple[Speaker, ...]:
+    """Stereo: one party per channel, as the tenant maps them. Anything else: one unknown voice."""
+    if event.payload.channels == 2:
+        return (snapshot.config.channels.left, snapshot.config.channels.right)
+    return ("unknown",)
+
+
+async def handle_fetched(event: AnyEvent, deps: AnalyzeDeps) -> list[AnyEvent]:
+    """Analyse one fetched call; returns ``calls.analyzed`` or ``calls.failed`` (stage analyze)."""
+    if not isinstance(event, CallFetched):
+        return []
+    published = await deps.repo.find(event.partner_id, event.call_id)
+    if published is not None:
+        return [CallAnalyzed.model_validate(published)]
+    try:
+        analyzed = await analyze_call(event, deps)
+    except AnalyzeFailed as failure:
+        log.info(
+            "call not analysed",
+            extra={"partner_id": event.partner_id, "call_id": event.call_id, "code": failure.code},
+        )
+        return [failed_event(event, failure)]
+    await deps.repo.record(event.partner_id, event.call_id, analyzed.model_dump(mode="json"))
+    return [analyzed]
+
+
+async def analyze_call(event: CallFetched, deps: AnalyzeDeps) -> CallAnalyzed:
+    snapshot = effective_config(event)
+    asr = await transcribe(event, deps, channel_speakers(event, snapshot))
+    try:
+        analysis = await deps.analysis.analyze(
+            AnalysisInput(
+                transcript=asr.segments, config=snapshot.config, duration_s=asr.duration_s, speech_s=asr.speech_s
+            )
+        )
+    except AnalysisError as exc:
+        raise AnalyzeFailed(exc.code, exc.message, retryable=exc.retryable) from None
+    engine = deps.analysis
+    return CallAnalyzed(
+        event_id=event_id(event, "call.analyzed"),
+        occurred_at=datetime.now(UTC),
+        partner_id=event.partner_id,
+        tenant_id=event.tenant_id,
+        subtenant_id=event.subtenant_id,
+        call_id=event.call_id,
+        source=SOURCE,
+        payload=CallAnalyzedPayload(
+            **analysis.model_dump(),
+            transcript=asr.segments,
+            engines=EngineInfo(
+                asr_engine=asr.engine,
+                asr_model=asr.model,
+                asr_version=asr.version,
+                analysis_engine=engine.name,
+                analysis_model=engine.model,
+                analysis_version=engine.version,
+            ),
+            audio=AudioStats(duration_s=asr.duration_s, speech_s=asr.speech_s, channels=event.payload.channels),
+            config_id=snapshot.config_id,
+            ingested=event.payload.ingested,
+        ),
+    )
+
+
+async def transcribe(event: CallFetched, deps: AnalyzeDeps, speakers: tuple[Speaker, ...]) -> AsrResult:
+    """The recording's transcript; a failed worker gets ``asr_attempts`` tries in all."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            async with deps.blobs.open_local(event.payload.blob_uri) as path:
+                return await deps.transcriber.transcribe(
+                    AsrRequest(path=str(path), channel_speakers=speakers, duration_s=event.payload.duration_s)
+                )
+        except BlobError as exc:
+            raise AnalyzeFailed(
+                "blob_missing", f"the stored recording cannot be read: {exc}", retryable=False
+            ) from None
+        except AsrError as exc:
+            if exc.code in _RETRY_ASR and attempt < deps.asr_attempts:
+                await asyncio.sleep(0.5 * attempt)
+                continue
+            raise AnalyzeFailed(exc.code, str(exc), retryable=exc.code in _RETRYABLE) from None
+
+
+def failed_event(event: CallFetched, failure: AnalyzeFailed) -> CallFailed:
+    return CallFailed(
+        event_id=event_id(event, "call.failed/analyze"),
+        occurred_at=datetime.now(UTC),
+        partner_id=event.partner_id,
+        tenant_id=event.tenant_id,
+        subtenant_id=event.subtenant_id,
+        call_id=event.call_id,
+        source=SOURCE,
+        payload=CallFailedPayload(
+            stage="analyze",
+            code=failure.code,
+            message=failure.message,
+            retryable=failure.retryable,
+            ingested=event.payload.ingested,
+        ),
+    )
