@@ -64,19 +64,21 @@ test-unit: install test-tools ## Run only the tests that need no infrastructure 
 
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check services schemas tests deploy/local
+	$(VENV)/bin/ruff format --check services schemas tests deploy/local bench
 	$(VENV)/bin/mypy services schemas
 
 format: install ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
-	$(VENV)/bin/ruff format services schemas tests deploy/local
+	$(VENV)/bin/ruff format services schemas tests deploy/local bench
 
 schemas: install ## Regenerate the checked-in JSON Schema files from schemas/events.py
 	$(PY) -m schemas.generate
 
-bench: install infra-up ## Run the benchmarks and print the figures for BENCHMARKS.md
+bench: install test-tools infra-up ## Run the benchmarks and print the figures for BENCHMARKS.md
 	$(PY) -m bench.gateway_bench
 	$(PY) -m bench.fetcher_bench
+	$(PY) -m bench.asr_bench
+	$(PY) -m bench.analyzer_bench
 
 clean: down ## Stop everything and delete local state (.local/, .venv/)
 	rm -rf .local $(VENV)

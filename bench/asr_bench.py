@@ -29,10 +29,11 @@ from bench.common import CLK_TCK, OUT, _cpu_ticks, log, peak_rss_mb
 from services.analyzer.asr import AsrRequest, AsrSettings
 from services.analyzer.asr.audio import VadSettings
 from services.analyzer.asr.sphinx_engine import DEFAULT_DECODER_OPTIONS, PocketSphinxTranscriber, SphinxTuning
+from schemas.analysis import Speaker
 from tests.support import audio, wer
 
-STEREO = ("agent", "customer")
-MONO = ("unknown",)
+STEREO: tuple[Speaker, ...] = ("agent", "customer")
+MONO: tuple[Speaker, ...] = ("unknown",)
 
 PRESETS: dict[str, SphinxTuning] = {
     "default (chosen)": SphinxTuning(),
@@ -66,7 +67,7 @@ def long_call(stereo: bool) -> audio.RenderedCall:
 
 def prepare(formats: list[audio.Format], directory: Path) -> list[tuple[str, str, audio.RenderedCall, Path]]:
     directory.mkdir(parents=True, exist_ok=True)
-    files = []
+    files: list[tuple[str, str, audio.RenderedCall, Path]] = []
     for stereo in (True, False):
         call = long_call(stereo)
         layout = "stereo" if stereo else "mono"
@@ -178,7 +179,7 @@ def main() -> None:
     unknown = set(formats) - set(audio.FORMATS)
     if unknown:
         parser.error(f"unknown formats: {', '.join(sorted(unknown))}")
-    asyncio.run(run(formats, args.cpu, args.tradeoff))  # type: ignore[arg-type]
+    asyncio.run(run(formats, args.cpu, args.tradeoff))
 
 
 if __name__ == "__main__":

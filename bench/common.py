@@ -131,6 +131,16 @@ def rss_mb(pid: int) -> float:
 # -- processes and databases -----------------------------------------------------------------
 
 
+def start_service(cmd: list[str], env: dict[str, str], log_path: Path, health: str) -> subprocess.Popen[bytes]:
+    """``cmd`` in its own session with ``env`` added, output to ``log_path``, once ``health`` answers."""
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    stack.wait_healthy(health, proc, 120, f"{cmd} (see {log_path})")
+    return proc
+
+
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
     os.killpg(proc.pid, 15)
     try:

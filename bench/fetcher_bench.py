@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -29,13 +28,13 @@ from aiokafka.structs import TopicPartition
 
 from bench.common import (
     OUT,
-    ROOT,
     CpuMeter,
     delete_topic,
     fresh_database,
     log,
     pids_named,
     rss_mb,
+    start_service,
     stop_server,
     tree,
 )
@@ -52,15 +51,6 @@ from services.common.kafka import TopicSpec, ensure_topics, make_producer
 
 PARTITIONS = 6
 SERVER_PORT = 18200
-
-
-def start(cmd: list[str], env: dict[str, str], log_path: os.PathLike[str], health: str) -> subprocess.Popen[bytes]:
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    stack.wait_healthy(health, proc, 120, f"{cmd} (see {log_path})")
-    return proc
 
 
 def fetcher_env(db_url: str, prefix: str, port: int, blob_root: str) -> dict[str, str]:
@@ -180,7 +170,7 @@ async def throughput_phase(db_url: str, processes: int, calls: int, stamp: str, 
     for i in range(processes):
         port = 18210 + i
         procs.append(
-            start(
+            start_service(
                 [sys.executable, "-m", "services.fetcher"],
                 fetcher_env(db_url, prefix, port, str(blob_root)),
                 OUT / f"{stamp}-fetcher-{processes}p-{i}.log",
@@ -243,7 +233,7 @@ async def memory_phase(db_url: str, stamp: str, server: str, big_bytes: int) -> 
     )
     blob_root = OUT / f"blobs-{stamp}-big"
     port = 18220
-    proc = start(
+    proc = start_service(
         [sys.executable, "-m", "services.fetcher"],
         fetcher_env(db_url, prefix, port, str(blob_root)),
         OUT / f"{stamp}-fetcher-big.log",
@@ -317,7 +307,7 @@ def main() -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     db_url = asyncio.run(fresh_database("callpipe_bench_fetcher", ["fetcher"]))
     server_url = f"http://127.0.0.1:{SERVER_PORT}"
-    server = start(
+    server = start_service(
         [
             sys.executable,
             "-m",

@@ -121,7 +121,8 @@ def attack(
     targets.kill()
     targets.wait()
     report = subprocess.run([str(vegeta), "report", "-type=json", str(results)], capture_output=True, check=True)
-    return json.loads(report.stdout)
+    parsed: dict[str, Any] = json.loads(report.stdout)
+    return parsed
 
 
 def summarize(report: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.events import encode_call_ingested, new_event_ids, parse_event
+from schemas.events import CallFetched, CallFetchedPayload, encode_call_ingested, new_event_ids, parse_event
 
 _seq = itertools.count(1)
 
@@ -77,3 +77,37 @@ def ingested_event(call_id: str | None = None, partner_id: str = "ptn_test", **o
         extra={k: v for k, v in item.items() if k not in known},
     )
     return parse_event(raw)
+
+
+def fetched_event(
+    ingested: Any,
+    *,
+    blob_uri: str,
+    sha256: str,
+    size: int,
+    container: str = "mp3",
+    duration_s: float = 30.0,
+    channels: int = 2,
+    sample_rate: int = 16_000,
+) -> CallFetched:
+    """The ``CallFetched`` event the fetcher publishes once ``ingested``'s recording is stored."""
+    return CallFetched(
+        event_id=uuid.uuid4(),
+        occurred_at=datetime.now(UTC),
+        partner_id=ingested.partner_id,
+        tenant_id=ingested.tenant_id,
+        subtenant_id=ingested.subtenant_id,
+        call_id=ingested.call_id,
+        source="fetcher",
+        payload=CallFetchedPayload(
+            ingested=ingested.payload,
+            blob_uri=blob_uri,
+            sha256=sha256,
+            bytes=size,
+            container=container,
+            codec=container,
+            duration_s=duration_s,
+            channels=channels,
+            sample_rate=sample_rate,
+        ),
+    )

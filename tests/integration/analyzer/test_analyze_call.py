@@ -8,7 +8,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import jsonschema
@@ -16,14 +15,14 @@ import pytest
 from pydantic import SecretStr
 
 from schemas.analysis import DEFAULT_CONFIG, AnalysisConfig, CallAnalysis, ConfigSnapshot, RubricParameter
-from schemas.events import CallAnalyzed, CallFailed, CallFetched, CallFetchedPayload, dump_event
+from schemas.events import CallAnalyzed, CallFailed, CallFetched, dump_event
 from services.analyzer.analysis import AnalysisSettings, create_analysis_engine
 from services.analyzer.asr import AsrSettings, Transcriber, create_transcriber
 from services.analyzer.handlers import AnalyzeDeps, handle_fetched
 from services.analyzer.repository import AnalyzerRepository
 from services.common.blobs import FilesystemBlobStore, sha256_of
 from services.common.db import create_pool
-from tests.factories import ingested_event
+from tests.factories import fetched_event, ingested_event
 from tests.support import audio
 
 SCHEMA = json.loads((Path(__file__).parents[3] / "schemas" / "json" / "calls.analyzed.v1.json").read_text())
@@ -89,25 +88,15 @@ async def fetched(
         ingested = ingested.model_copy(
             update={"payload": ingested.payload.model_copy(update={"analysis_config": snapshot})}
         )
-    return CallFetched(
-        event_id=uuid.uuid4(),
-        occurred_at=datetime.now(UTC),
-        partner_id=ingested.partner_id,
-        tenant_id=ingested.tenant_id,
-        subtenant_id=ingested.subtenant_id,
-        call_id=ingested.call_id,
-        source="fetcher",
-        payload=CallFetchedPayload(
-            ingested=ingested.payload,
-            blob_uri=blob.uri,
-            sha256=digest,
-            bytes=len(data),
-            container=container,
-            codec="mp3",
-            duration_s=duration_s,
-            channels=channels,
-            sample_rate=audio.SAMPLE_RATE,
-        ),
+    return fetched_event(
+        ingested,
+        blob_uri=blob.uri,
+        sha256=digest,
+        size=len(data),
+        container=container,
+        duration_s=duration_s,
+        channels=channels,
+        sample_rate=audio.SAMPLE_RATE,
     )
 
 
