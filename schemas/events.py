@@ -31,6 +31,9 @@ TOPIC_INGESTED = "calls.ingested.v1"
 TOPIC_FETCHED = "calls.fetched.v1"
 TOPIC_FAILED = "calls.failed.v1"
 TOPIC_ANALYZED = "calls.analyzed.v1"
+TOPIC_PROGRESS = "calls.progress.v1"
+TOPIC_DELIVERIES = "callbacks.deliveries.v1"
+TOPIC_CALLBACK_COMMANDS = "callbacks.commands.v1"
 
 
 def call_key(partner_id: str, call_id: str) -> str:
@@ -140,6 +143,36 @@ class CallAnalyzedPayload(CallAnalysis):
 
 
 # ---------------------------------------------------------------------------------------------
+# calls.progress.v1, callbacks.deliveries.v1, callbacks.commands.v1
+# ---------------------------------------------------------------------------------------------
+
+
+class CallStageStartedPayload(_Open):
+    stage: Literal["fetch", "analyze"] = Field(description="The stage that started working on the call.")
+
+
+class DeliveryAttempt(_Open):
+    number: int = Field(description="1 for the first attempt of a delivery, counting redeliveries on.")
+    started_at: AwareDatetime
+    status_code: int | None = Field(None, description="The receiver's HTTP status, if it answered.")
+    latency_ms: float | None = None
+    error: str | None = Field(None, description="Why the attempt failed, if it did (no internals).")
+
+
+class CallbackDeliveryPayload(_Open):
+    delivery_id: str = Field(description="The webhook-id header: stable across retries of one delivery.")
+    kind: Literal["result", "failure"]
+    state: Literal["pending", "retrying", "delivered", "failed"]
+    url: str
+    attempt: DeliveryAttempt | None = Field(None, description="The attempt that led to this state, if any.")
+    next_attempt_at: AwareDatetime | None = None
+
+
+class CallbackRedeliverRequestedPayload(_Open):
+    requested_by: str = Field(description="Who asked: the partner's API key id, or an operator.")
+
+
+# ---------------------------------------------------------------------------------------------
 # Envelopes
 # ---------------------------------------------------------------------------------------------
 
@@ -178,7 +211,30 @@ class CallAnalyzed(_Envelope):
     payload: CallAnalyzedPayload
 
 
-AnyEvent: TypeAlias = CallIngested | CallFetched | CallFailed | CallAnalyzed
+class CallStageStarted(_Envelope):
+    type: Literal["call.stage_started"] = "call.stage_started"
+    payload: CallStageStartedPayload
+
+
+class CallbackDelivery(_Envelope):
+    type: Literal["callback.delivery"] = "callback.delivery"
+    payload: CallbackDeliveryPayload
+
+
+class CallbackRedeliverRequested(_Envelope):
+    type: Literal["callback.redeliver_requested"] = "callback.redeliver_requested"
+    payload: CallbackRedeliverRequestedPayload
+
+
+AnyEvent: TypeAlias = (
+    CallIngested
+    | CallFetched
+    | CallFailed
+    | CallAnalyzed
+    | CallStageStarted
+    | CallbackDelivery
+    | CallbackRedeliverRequested
+)
 Event = Annotated[AnyEvent, Field(discriminator="type")]
 
 #: Event class -> the topic it is published on.
@@ -187,6 +243,9 @@ TOPICS: dict[type[_Envelope], str] = {
     CallFetched: TOPIC_FETCHED,
     CallFailed: TOPIC_FAILED,
     CallAnalyzed: TOPIC_ANALYZED,
+    CallStageStarted: TOPIC_PROGRESS,
+    CallbackDelivery: TOPIC_DELIVERIES,
+    CallbackRedeliverRequested: TOPIC_CALLBACK_COMMANDS,
 }
 
 # mypy reads the Annotated union as a value, not a type form; pydantic accepts it.
