@@ -34,7 +34,7 @@ infra-up: system-deps ## Start PostgreSQL (reused if running) and Kafka on loopb
 infra-down: ## Stop Kafka, and PostgreSQL if `make up` started it
 	$(STACK) down
 
-SERVICES := gateway fetcher analyzer
+SERVICES := gateway fetcher analyzer notifier
 
 migrate: install ## Apply every service's database migrations
 	@for s in $(SERVICES); do $(PY) -m services.$$s migrate || exit 1; done
@@ -79,6 +79,7 @@ bench: install test-tools infra-up ## Run the benchmarks and print the figures f
 	$(PY) -m bench.fetcher_bench
 	$(PY) -m bench.asr_bench
 	$(PY) -m bench.analyzer_bench
+	$(PY) -m bench.notifier_bench
 
 clean: down ## Stop everything and delete local state (.local/, .venv/)
 	rm -rf .local $(VENV)

@@ -26,10 +26,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.common import CLK_TCK, OUT, _cpu_ticks, log, peak_rss_mb
+from schemas.analysis import Speaker
 from services.analyzer.asr import AsrRequest, AsrSettings
 from services.analyzer.asr.audio import VadSettings
 from services.analyzer.asr.sphinx_engine import DEFAULT_DECODER_OPTIONS, PocketSphinxTranscriber, SphinxTuning
-from schemas.analysis import Speaker
 from tests.support import audio, wer
 
 STEREO: tuple[Speaker, ...] = ("agent", "customer")

@@ -166,6 +166,10 @@ class CallbackDeliveryPayload(_Open):
     url: str
     attempt: DeliveryAttempt | None = Field(None, description="The attempt that led to this state, if any.")
     next_attempt_at: AwareDatetime | None = None
+    error: str | None = Field(
+        None,
+        description="Why the delivery failed without any attempt (e.g. 'https_required: ...').",
+    )
 
 
 class CallbackRedeliverRequestedPayload(_Open):

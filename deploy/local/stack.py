@@ -382,6 +382,7 @@ SERVICES: dict[str, tuple[str, str]] = {
     "gateway": ("services.gateway", f"{GATEWAY_URL}/healthz"),
     "fetcher": ("services.fetcher", "http://127.0.0.1:8001/healthz"),
     "analyzer": ("services.analyzer", "http://127.0.0.1:8002/healthz"),
+    "notifier": ("services.notifier", "http://127.0.0.1:8003/healthz"),
 }
 
 

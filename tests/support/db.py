@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,6 +17,7 @@ SERVICES = [
     ("gateway", "services.gateway.migrations"),
     ("fetcher", "services.fetcher.migrations"),
     ("analyzer", "services.analyzer.migrations"),
+    ("notifier", "services.notifier.migrations"),
 ]
 
 
@@ -41,7 +43,16 @@ def create_database(server_url: str, template: str | None = None) -> tuple[str, 
 
 
 def drop_database(server_url: str, name: str) -> None:
-    asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    # FORCE cannot end an autovacuum worker for a non-superuser; such a worker finishes within
+    # moments, so the drop is tried again rather than failing a test's teardown.
+    for attempt in range(10):
+        try:
+            asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except asyncpg.InsufficientPrivilegeError:
+            if attempt == 9:
+                raise
+            time.sleep(0.5)
 
 
 def migrate(url: str) -> None:
