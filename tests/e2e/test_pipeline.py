@@ -4,7 +4,6 @@ HTTP host, and its analysis comes out on calls.analyzed.v1."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,10 +15,10 @@ from schemas.events import TOPIC_ANALYZED, TOPIC_FAILED, CallAnalyzed, CallFaile
 from services.gateway.config import GatewaySettings
 from tests.factories import call_item
 from tests.support import audio
-from tests.support.gateway import INGEST, create_partner, gateway_env
-from tests.support.infra import Infra, free_port
+from tests.support.gateway import INGEST, create_partner
+from tests.support.infra import Infra
 from tests.support.kafka import consume
-from tests.support.processes import service_process
+from tests.support.pipeline import pipeline
 from tests.support.recordings import RecordingHost, recording_host
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not audio.tools_available(), reason="festival is not installed")]
@@ -31,40 +30,6 @@ async def host() -> AsyncIterator[RecordingHost]:
         yield h
 
 
-@contextlib.contextmanager
-def pipeline(settings: GatewaySettings, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Gateway, fetcher and analyzer processes sharing one database, broker and blob store."""
-    shared = {
-        "DATABASE_URL": settings.database_url.get_secret_value(),
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
-        "KAFKA_TOPIC_PARTITIONS": "3",
-        "BLOB_ROOT": str(tmp_path / "blobs"),
-        "LOG_LEVEL": "INFO",
-    }
-    gw, fetcher, analyzer = free_port(), free_port(), free_port()
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(
-            service_process("gateway", {**gateway_env(settings, gw), **shared}, gw, tmp_path / "gateway.log")
-        )
-        stack.enter_context(
-            service_process(
-                "fetcher",
-                {
-                    **shared,
-                    "FETCHER_PORT": str(fetcher),
-                    "FETCHER_SSRF_ALLOW_NETWORKS": "127.0.0.1/32",
-                },
-                fetcher,
-                tmp_path / "fetcher.log",
-            )
-        )
-        stack.enter_context(
-            service_process("analyzer", {**shared, "ANALYZER_PORT": str(analyzer)}, analyzer, tmp_path / "analyzer.log")
-        )
-        yield f"http://127.0.0.1:{gw}"
-
-
 async def test_a_call_goes_from_the_api_to_its_analysis(
     gateway_settings: GatewaySettings, database_url: str, infra: Infra, host: RecordingHost, tmp_path: Path
 ) -> None:
@@ -73,8 +38,9 @@ async def test_a_call_goes_from_the_api_to_its_analysis(
     good = call_item(call__recording_url=host.add("interested.mp3", audio.encode(call, "mp3"), "audio/mpeg"))
     broken = call_item(call__recording_url=host.add("broken.mp3", b"<html>not audio</html>", "audio/mpeg"))
     headers = {**partner.headers(), "content-type": "application/json"}
-    with pipeline(gateway_settings, tmp_path) as gateway:
-        async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
+    services = ("gateway", "fetcher", "analyzer")
+    with pipeline(gateway_settings, tmp_path / "logs", blob_root=tmp_path / "blobs", services=services) as running:
+        async with httpx.AsyncClient(base_url=running.gateway_url, timeout=30) as client:
             rubric = [{"parameter_name": "Next Steps", "description": "Agree on a next step.", "is_fatal": True}]
             configured = await client.put(
                 "/api/v1/partner/analysis-config",
