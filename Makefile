@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 STACK := python3 deploy/local/stack.py
 PYTEST_ARGS ?=
 
-.PHONY: help install system-deps infra-up infra-down migrate up down status logs \
+.PHONY: help install system-deps infra-up infra-down migrate up demo chaos down status logs \
         test test-tools test-unit lint format schemas bench clean
 
 help: ## List the targets
@@ -40,9 +40,13 @@ migrate: install ## Apply every service's database migrations
 	@for s in $(SERVICES); do $(PY) -m services.$$s migrate || exit 1; done
 
 up: install infra-up migrate ## Install, start Kafka, PostgreSQL and every service; print dev credentials
+	@$(PY) -m deploy.local.dev_tls
 	$(STACK) services-up
 	@$(PY) -m services.gateway.admin dev-partner --credentials-file .local/dev-credentials.env >/dev/null
 	@$(STACK) welcome
+
+demo: up test-tools ## Submit three synthesised calls to the running stack and print their signed callbacks
+	$(PY) -m deploy.local.demo
 
 down: ## Stop what `make up` started
 	$(STACK) down
@@ -58,6 +62,9 @@ test-tools: ## Install what the tests need beyond the stack (festival voices for
 
 test: install system-deps test-tools ## Run the whole test suite against real Kafka and PostgreSQL
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+chaos: install system-deps test-tools ## Fault tests: kill workers, restart Kafka and PostgreSQL while calls flow
+	$(PY) -m pytest tests/chaos -m chaos $(PYTEST_ARGS)
 
 test-unit: install test-tools ## Run only the tests that need no infrastructure (speech synthesis included)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -384,6 +384,17 @@ SERVICES: dict[str, tuple[str, str]] = {
     "analyzer": ("services.analyzer", "http://127.0.0.1:8002/healthz"),
     "notifier": ("services.notifier", "http://127.0.0.1:8003/healthz"),
 }
+# What the development stack sets on top of the embedded defaults, so a recording host and a
+# callback receiver on this machine (`make demo`) work: loopback through the SSRF guards, and
+# the development CA trusted besides the system's (deploy/local/dev_tls.py). Production refuses
+# the allowlists.
+DEV_ENV: dict[str, dict[str, str]] = {
+    "fetcher": {"FETCHER_SSRF_ALLOW_NETWORKS": "127.0.0.1/32"},
+    "notifier": {
+        "NOTIFIER_SSRF_ALLOW_NETWORKS": "127.0.0.1/32",
+        "NOTIFIER_CA_BUNDLE": str(ROOT / ".local" / "tls" / "ca-bundle.pem"),
+    },
+}
 
 
 def _healthy(url: str) -> bool:
@@ -420,10 +431,13 @@ def start_service(name: str, timeout: float = 60.0) -> None:
     logdir = STATE / "log"
     logdir.mkdir(parents=True, exist_ok=True)
     RUN.mkdir(parents=True, exist_ok=True)
+    dev = DEV_ENV.get(name, {}) if os.environ.get("ENVIRONMENT", "development") == "development" else {}
+    env = {**os.environ, **{k: v for k, v in dev.items() if k not in os.environ}}
     with open(logdir / f"{name}.log", "ab") as out:
         proc = subprocess.Popen(
             [str(VENV_PYTHON), "-m", module],
             cwd=ROOT,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -14,6 +14,11 @@ plus these additive fields (documented; partners that do not know them ignore th
 - ``status``: ``"completed"``, so one receiver can tell a result from a failure callback;
 - ``bant.budget``, ``bant.authority``, ``bant.timeline``: the B, A and T of BANT heard in the call.
 
+Text the analysis did not find (no objection in the call, say) is an empty string, never null, so
+every spec field keeps the spec's JSON type and a typed client needs no null handling.
+``quality_score`` and ``inference_score`` are null only when there was nothing to score (no
+conversation), where any number would be made up.
+
 Deliberately left out: the transcript (it can be large; the status API serves it), the engines,
 audio statistics and configuration id, and any field the analyzer may add later (the body is
 built field by field, so nothing internal leaks into partners' callbacks).
@@ -58,15 +63,19 @@ def _number(value: float | None) -> int | float | None:
     return value
 
 
+def _text(value: str | None) -> str:
+    return value or ""
+
+
 def _chapter(c: Chapter) -> dict[str, Any]:
-    return {"chapter_name": c.chapter_name, "chapter_summary": c.chapter_summary}
+    return {"chapter_name": _text(c.chapter_name), "chapter_summary": _text(c.chapter_summary)}
 
 
 def _quality(q: QualityItem) -> dict[str, Any]:
     return {
-        "justification": q.justification,
-        "suggestion": q.suggestion,
-        "parameter_name": q.parameter_name,
+        "justification": _text(q.justification),
+        "suggestion": _text(q.suggestion),
+        "parameter_name": _text(q.parameter_name),
         "inference_score": _number(q.inference_score),
         "parameter_score": _number(q.parameter_score),
         "is_fatal": q.is_fatal,
@@ -80,19 +89,19 @@ def result_body(call_id: str, analysis: CallAnalyzedPayload, prepared_at: dateti
         "call_id": call_id,
         "status": "completed",
         "intent": analysis.intent,
-        "intent_justification": analysis.intent_justification,
+        "intent_justification": _text(analysis.intent_justification),
         "quality_score": _number(analysis.quality_score),
         "summary": [_chapter(c) for c in analysis.summary],
         "bant": {
-            "needs": bant.needs,
-            "objection": bant.objection,
-            "concern_categories": bant.concern_categories,
-            "objection_handling": bant.objection_handling,
-            "budget": bant.budget,
-            "authority": bant.authority,
-            "timeline": bant.timeline,
+            "needs": _text(bant.needs),
+            "objection": _text(bant.objection),
+            "concern_categories": _text(bant.concern_categories),
+            "objection_handling": _text(bant.objection_handling),
+            "budget": _text(bant.budget),
+            "authority": _text(bant.authority),
+            "timeline": _text(bant.timeline),
         },
-        "qualification": [{"label": q.label, "answer": q.answer} for q in analysis.qualification],
+        "qualification": [{"label": _text(q.label), "answer": _text(q.answer)} for q in analysis.qualification],
         "quality": [_quality(q) for q in analysis.quality],
         "meta": meta(analysis.ingested.metadata, prepared_at),
     }
