@@ -4,15 +4,16 @@ opened in the lifespan and closed on the way out."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from schemas.events import TOPIC_ANALYZED, TOPIC_FAILED, TOPIC_FETCHED
+from schemas.events import TOPIC_ANALYZED, TOPIC_FAILED, TOPIC_FETCHED, TOPIC_PROGRESS, AnyEvent, dump_event
 from services.analyzer import handlers
 from services.analyzer.analysis import AnalysisSettings, create_analysis_engine
 from services.analyzer.asr import AsrSettings, create_transcriber
@@ -23,9 +24,29 @@ from services.common.consumer import ConsumerSettings
 from services.common.db import create_pool
 from services.common.kafka import TopicSpec
 from services.common.logging import configure_logging
-from services.common.worker import host_worker, worker_app
+from services.common.worker import KafkaWorker, host_worker, worker_app
 
 log = logging.getLogger("services.analyzer")
+
+
+def progress_announcer(app: FastAPI, topic: str) -> Callable[[AnyEvent], Awaitable[None]]:
+    """``announce`` for the handlers: sends a progress event with the worker's producer without
+    waiting for Kafka's ack (progress is best-effort and must not slow the call down); a send that
+    fails later is logged at warning."""
+
+    def sent(ack: asyncio.Future[object]) -> None:
+        if not ack.cancelled() and ack.exception() is not None:
+            log.warning("progress event not published", extra={"error": type(ack.exception()).__name__})
+
+    async def announce(event: AnyEvent) -> None:
+        worker: KafkaWorker | None = getattr(app.state, "worker", None)
+        producer = worker.producer if worker is not None else None
+        if producer is None:
+            raise RuntimeError("the worker's producer is not started")
+        ack = await producer.send(topic, dump_event(event), key=event.key())
+        ack.add_done_callback(sent)
+
+    return announce
 
 
 def dead_letter_topic(settings: AnalyzerSettings) -> str:
@@ -90,6 +111,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
                 transcriber=transcriber,
                 analysis=analysis,
                 asr_attempts=settings.asr_attempts,
+                announce=progress_announcer(app, settings.topic(TOPIC_PROGRESS)),
             )
             partitions, replicas = settings.kafka_topic_partitions, settings.kafka_replication_factor
             await host_worker(
@@ -111,7 +133,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
                 functools.partial(handlers.handle_fetched, deps=deps),
                 topics=[
                     TopicSpec(settings.topic(name), partitions, replicas)
-                    for name in (TOPIC_FETCHED, TOPIC_ANALYZED, TOPIC_FAILED)
+                    for name in (TOPIC_FETCHED, TOPIC_ANALYZED, TOPIC_FAILED, TOPIC_PROGRESS)
                 ]
                 + [TopicSpec(dead_letter_topic(settings), partitions, replicas)],
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -23,6 +24,8 @@ from schemas.events import (
     CallFailed,
     CallFailedPayload,
     CallFetched,
+    CallStageStarted,
+    CallStageStartedPayload,
 )
 from services.analyzer.analysis import AnalysisEngine, AnalysisError, AnalysisInput
 from services.analyzer.asr import AsrError, AsrRequest, AsrResult, Transcriber
@@ -37,6 +40,9 @@ _EVENT_NAMESPACE = uuid.UUID("0c8e3d2a-5b71-4f0e-9d64-7a1e2b3c4d5f")
 # ASR failures that another attempt may fix (a crashed worker, an overloaded endpoint).
 _RETRY_ASR = {"asr_failed"}
 _RETRYABLE = {"asr_timeout", "asr_failed", "asr_unavailable", "llm_unavailable"}
+#: Publishes a progress event, best-effort (wired to the worker's producer).
+Announce = Callable[[AnyEvent], Awaitable[None]]
+ANNOUNCE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class AnalyzeDeps:
     transcriber: Transcriber
     analysis: AnalysisEngine
     asr_attempts: int = 2
+    announce: Announce | None = None  # tells the status API the analysis started
 
 
 def event_id(event: CallFetched, kind: str) -> uuid.UUID:
@@ -74,6 +81,7 @@ async def handle_fetched(event: AnyEvent, deps: AnalyzeDeps) -> list[AnyEvent]:
     published = await deps.repo.find(event.partner_id, event.call_id)
     if published is not None:
         return [CallAnalyzed.model_validate(published)]
+    await announce_started(event, deps.announce)
     try:
         analyzed = await analyze_call(event, deps)
     except AnalyzeFailed as failure:
@@ -84,6 +92,30 @@ async def handle_fetched(event: AnyEvent, deps: AnalyzeDeps) -> list[AnyEvent]:
         return [failed_event(event, failure)]
     await deps.repo.record(event.partner_id, event.call_id, analyzed.model_dump(mode="json"))
     return [analyzed]
+
+
+async def announce_started(event: CallFetched, announce: Announce | None) -> None:
+    """Publish ``calls.progress.v1`` (stage analyze), best-effort: progress is informative, so a
+    failure is logged and never fails or delays the call by more than ``ANNOUNCE_TIMEOUT_S``."""
+    if announce is None:
+        return
+    started = CallStageStarted(
+        event_id=event_id(event, "call.stage_started/analyze"),
+        occurred_at=datetime.now(UTC),
+        partner_id=event.partner_id,
+        tenant_id=event.tenant_id,
+        subtenant_id=event.subtenant_id,
+        call_id=event.call_id,
+        source=SOURCE,
+        payload=CallStageStartedPayload(stage="analyze"),
+    )
+    try:
+        await asyncio.wait_for(announce(started), ANNOUNCE_TIMEOUT_S)
+    except Exception as exc:
+        log.warning(
+            "progress event not published",
+            extra={"partner_id": event.partner_id, "call_id": event.call_id, "error": type(exc).__name__},
+        )
 
 
 async def analyze_call(event: CallFetched, deps: AnalyzeDeps) -> CallAnalyzed:

@@ -62,6 +62,12 @@ class KafkaWorker:
             log.info("consuming", extra={"group": self._settings.group_id, "topics": self._settings.topics})
             return
 
+    @property
+    def producer(self) -> AIOKafkaProducer | None:
+        """The producer the runtime publishes with, once started (None until Kafka answered):
+        handlers may publish best-effort side events (e.g. progress) through it."""
+        return self._producer
+
     def alive(self) -> bool:
         return self.runtime is not None and self.runtime.alive()
 

@@ -8,7 +8,7 @@ import contextlib
 import functools
 import logging
 import multiprocessing
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,20 +16,40 @@ from pathlib import Path
 import aiohttp
 from fastapi import FastAPI
 
-from schemas.events import TOPIC_FAILED, TOPIC_FETCHED, TOPIC_INGESTED
+from schemas.events import TOPIC_FAILED, TOPIC_FETCHED, TOPIC_INGESTED, TOPIC_PROGRESS, AnyEvent, dump_event
 from services.common import ssrf
 from services.common.blobs import open_blob_store
 from services.common.consumer import ConsumerSettings
 from services.common.db import create_pool
 from services.common.kafka import TopicSpec
 from services.common.logging import configure_logging
-from services.common.worker import host_worker, worker_app
+from services.common.worker import KafkaWorker, host_worker, worker_app
 from services.fetcher import handlers
 from services.fetcher.config import FetcherSettings
 from services.fetcher.media import MediaInfo, MediaProblem, probe_file
 from services.fetcher.repository import FetcherRepository
 
 log = logging.getLogger("services.fetcher")
+
+
+def progress_announcer(app: FastAPI, topic: str) -> Callable[[AnyEvent], Awaitable[None]]:
+    """``announce`` for the handlers: sends a progress event with the worker's producer without
+    waiting for Kafka's ack (progress is best-effort and must not slow the call down); a send that
+    fails later is logged at warning."""
+
+    def sent(ack: asyncio.Future[object]) -> None:
+        if not ack.cancelled() and ack.exception() is not None:
+            log.warning("progress event not published", extra={"error": type(ack.exception()).__name__})
+
+    async def announce(event: AnyEvent) -> None:
+        worker: KafkaWorker | None = getattr(app.state, "worker", None)
+        producer = worker.producer if worker is not None else None
+        if producer is None:
+            raise RuntimeError("the worker's producer is not started")
+        ack = await producer.send(topic, dump_event(event), key=event.key())
+        ack.add_done_callback(sent)
+
+    return announce
 
 
 def dead_letter_topic(settings: FetcherSettings) -> str:
@@ -107,6 +127,7 @@ def create_app(settings: FetcherSettings | None = None) -> FastAPI:
                     retry_after_max_s=settings.retry_after_max_s,
                     user_agent=settings.user_agent,
                 ),
+                announce=progress_announcer(app, settings.topic(TOPIC_PROGRESS)),
             )
             partitions, replicas = settings.kafka_topic_partitions, settings.kafka_replication_factor
             await host_worker(
@@ -128,7 +149,7 @@ def create_app(settings: FetcherSettings | None = None) -> FastAPI:
                 functools.partial(handlers.handle_ingested, deps=deps),
                 topics=[
                     TopicSpec(settings.topic(name), partitions, replicas)
-                    for name in (TOPIC_INGESTED, TOPIC_FETCHED, TOPIC_FAILED)
+                    for name in (TOPIC_INGESTED, TOPIC_FETCHED, TOPIC_FAILED, TOPIC_PROGRESS)
                 ]
                 + [TopicSpec(dead_letter_topic(settings), partitions, replicas)],
             )

@@ -23,7 +23,16 @@ from typing import BinaryIO
 
 import aiohttp
 
-from schemas.events import AnyEvent, CallFailed, CallFailedPayload, CallFetched, CallFetchedPayload, CallIngested
+from schemas.events import (
+    AnyEvent,
+    CallFailed,
+    CallFailedPayload,
+    CallFetched,
+    CallFetchedPayload,
+    CallIngested,
+    CallStageStarted,
+    CallStageStartedPayload,
+)
 from services.common import ssrf
 from services.common.blobs import BlobStore
 from services.fetcher.errors import FetchFailed
@@ -37,6 +46,9 @@ _CHUNK = 256 * 1024
 _EVENT_NAMESPACE = uuid.UUID("6f1c2d0e-8a57-4c1b-9a3e-3b5f0c9d7e21")
 
 Probe = Callable[[Path], Awaitable[MediaInfo | MediaProblem]]
+#: Publishes a progress event, best-effort (wired to the worker's producer).
+Announce = Callable[[AnyEvent], Awaitable[None]]
+ANNOUNCE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,7 @@ class FetchDeps:
     probe: Probe
     spool_dir: Path
     limits: DownloadLimits
+    announce: Announce | None = None  # tells the status API the download started
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,7 @@ async def handle_ingested(event: AnyEvent, deps: FetchDeps) -> list[AnyEvent]:
     known = await deps.repo.find(event.partner_id, event.call_id)
     if known is not None and await deps.blobs.exists(known.sha256):
         return [fetched_event(event, known)]
+    await announce_started(event, deps.announce)
     try:
         fetch = await fetch_recording(event.payload.call.recording_url, deps)
     except FetchFailed as failure:
@@ -95,6 +109,30 @@ async def handle_ingested(event: AnyEvent, deps: FetchDeps) -> list[AnyEvent]:
         return [failed_event(event, failure)]
     await deps.repo.record(event.partner_id, event.call_id, fetch)
     return [fetched_event(event, fetch)]
+
+
+async def announce_started(event: CallIngested, announce: Announce | None) -> None:
+    """Publish ``calls.progress.v1`` (stage fetch), best-effort: progress is informative, so a
+    failure is logged and never fails or delays the call by more than ``ANNOUNCE_TIMEOUT_S``."""
+    if announce is None:
+        return
+    started = CallStageStarted(
+        event_id=event_id(event, "call.stage_started/fetch"),
+        occurred_at=datetime.now(UTC),
+        partner_id=event.partner_id,
+        tenant_id=event.tenant_id,
+        subtenant_id=event.subtenant_id,
+        call_id=event.call_id,
+        source=SOURCE,
+        payload=CallStageStartedPayload(stage="fetch"),
+    )
+    try:
+        await asyncio.wait_for(announce(started), ANNOUNCE_TIMEOUT_S)
+    except Exception as exc:
+        log.warning(
+            "progress event not published",
+            extra={"partner_id": event.partner_id, "call_id": event.call_id, "error": type(exc).__name__},
+        )
 
 
 async def fetch_recording(url: str, deps: FetchDeps) -> Fetch:

@@ -24,6 +24,7 @@ from services.gateway.repository import GatewayRepository
 
 INGEST_PATH = "/api/v1/partner/ingest/batch-call"
 CONFIG_PATH = "/api/v1/partner/analysis-config"
+CALLS_PATH = "/api/v1/partner/calls"
 MAX_CONFIG_BYTES = 256 * 1024
 
 
@@ -37,6 +38,7 @@ class GatewayContext:
     snapshots: handlers.ConfigSnapshots
     relay: OutboxRelay
     ingest_topic: str
+    commands_topic: str = ""
 
 
 def json_response(body: dict[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -297,3 +299,325 @@ async def put_analysis_config(
     except GatewayError as exc:
         return error_response(exc)
     return json_response({"success": True, "data": view})
+
+
+# ---------------------------------------------------------------------------------------------
+# Status and results
+# ---------------------------------------------------------------------------------------------
+
+
+async def admit_reader(
+    request: Request, ctx: GatewayContext, caller: CallerHeaders
+) -> tuple[handlers.Partner, handlers.ReadScope]:
+    """As ``admit`` (403, 429, then 400), with the readers' tenancy rule: ``x-tenant-id``
+    required, ``x-sub-tenant-id`` optional (narrows the view to that subtenant)."""
+    partner = await handlers.authenticate(ctx.credentials, caller.api_key, caller.api_secret)
+    request.state.partner_id = partner.partner_id
+    await handlers.enforce_rate_limit(ctx.repo, partner, ctx.settings.default_rate_limit_per_minute)
+    return partner, handlers.reader_scope(caller.tenant_id, caller.subtenant_id)
+
+
+_TIMESTAMPS_EXAMPLE = {
+    "received": "2026-11-23T10:00:00.120Z",
+    "fetching": "2026-11-23T10:00:00.410Z",
+    "fetched": "2026-11-23T10:00:01.950Z",
+    "analyzing": "2026-11-23T10:00:02.010Z",
+    "completed": "2026-11-23T10:00:19.300Z",
+    "failed": None,
+}
+_CALL_EXAMPLE = {
+    "success": True,
+    "data": {
+        "call_id": "call123",
+        "status": "completed",
+        "tenant_id": "tenant1",
+        "subtenant_id": "subtenant1",
+        "agent_id": "agent123",
+        "timestamps": _TIMESTAMPS_EXAMPLE,
+        "result": {
+            "call_id": "call123",
+            "intent": "INTERESTED",
+            "intent_justification": "The customer asked for a demo next week (00:41).",
+            "quality_score": 72.5,
+            "summary": [{"chapter_name": "Introduction", "chapter_summary": "The agent set the agenda."}],
+            "bant": {
+                "needs": "- Webhook integration for call data.",
+                "objection": "- Price per seat.",
+                "concern_categories": "Pricing",
+                "objection_handling": "- Offered an annual discount.",
+            },
+            "qualification": [{"label": "Needs", "answer": "Webhook integration for call data."}],
+            "quality": [
+                {
+                    "justification": "The agent stated the purpose of the call.",
+                    "suggestion": "Keep opening with the agenda.",
+                    "parameter_name": "Setting Context",
+                    "inference_score": 9,
+                    "parameter_score": 10,
+                    "is_fatal": False,
+                }
+            ],
+            "transcript": [{"speaker": "agent", "start": 0.4, "end": 3.1, "text": "hello this is john"}],
+            "engines": {
+                "asr_engine": "pocketsphinx",
+                "asr_model": "en-us",
+                "asr_version": "5.0.4",
+                "analysis_engine": "builtin",
+                "analysis_model": "builtin",
+                "analysis_version": "1",
+            },
+            "config_id": "cfg_3f9a0c1d2e4b5a67",
+        },
+        "error": None,
+        "callback": {
+            "url": "https://partner.example.com/callback",
+            "delivery_id": "msg_2f1c9e0b7a4d4c1e",
+            "kind": "result",
+            "state": "delivered",
+            "next_attempt_at": None,
+            "attempts": [
+                {
+                    "delivery_id": "msg_2f1c9e0b7a4d4c1e",
+                    "kind": "result",
+                    "number": 1,
+                    "started_at": "2026-11-23T10:00:19.500Z",
+                    "status_code": 503,
+                    "latency_ms": 84.2,
+                    "error": "HTTP 503",
+                },
+                {
+                    "delivery_id": "msg_2f1c9e0b7a4d4c1e",
+                    "kind": "result",
+                    "number": 2,
+                    "started_at": "2026-11-23T10:00:21.600Z",
+                    "status_code": 200,
+                    "latency_ms": 35.0,
+                    "error": None,
+                },
+            ],
+        },
+    },
+}
+_LIST_EXAMPLE = {
+    "success": True,
+    "data": {
+        "calls": [
+            {
+                "call_id": "call124",
+                "status": "failed",
+                "tenant_id": "tenant1",
+                "subtenant_id": "subtenant1",
+                "agent_id": "agent123",
+                "timestamps": {
+                    **_TIMESTAMPS_EXAMPLE,
+                    "analyzing": None,
+                    "completed": None,
+                    "fetched": None,
+                    "failed": "2026-11-23T10:00:01.100Z",
+                },
+                "intent": None,
+                "quality_score": None,
+                "error": {"stage": "fetch", "code": "http_status", "message": "the recording host answered HTTP 404"},
+                "callback_state": "delivered",
+            },
+            {
+                "call_id": "call123",
+                "status": "completed",
+                "tenant_id": "tenant1",
+                "subtenant_id": "subtenant1",
+                "agent_id": "agent123",
+                "timestamps": _TIMESTAMPS_EXAMPLE,
+                "intent": "INTERESTED",
+                "quality_score": 72.5,
+                "error": None,
+                "callback_state": "delivered",
+            },
+        ],
+        "next_cursor": "WyIyMDI2LTExLTIzVDEwOjAwOjAwLjEyMDAwMCswMDowMCIsImNhbGwxMjMiXQ",
+    },
+}
+_NOT_FOUND = {
+    "model": ErrorResponse,
+    "description": "No such call for your partner account, tenant and subtenant.",
+    "content": _example("Call not found"),
+}
+_STATUS_400 = {
+    "model": ErrorResponse,
+    "description": "Missing x-tenant-id header (x-sub-tenant-id is optional here).",
+    "content": _example("Tenant ID is required"),
+}
+_CALL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The call's status, stage timestamps, result (once completed), error (once failed) and "
+        "callback deliveries with every attempt.",
+        "content": {"application/json": {"example": _CALL_EXAMPLE}},
+    },
+    400: _STATUS_400,
+    403: _RESPONSES[403],
+    404: _NOT_FOUND,
+    429: _RESPONSES[429],
+    500: _RESPONSES[500],
+}
+_LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "One page of calls, newest first, and the cursor of the next page (null on the last).",
+        "content": {"application/json": {"example": _LIST_EXAMPLE}},
+    },
+    400: _STATUS_400,
+    403: _RESPONSES[403],
+    422: {
+        "model": ValidationErrorResponse,
+        "description": "Every invalid query parameter.",
+        "content": _example(
+            "Validation failed", errors=[{"field": "limit", "message": "limit must be between 1 and 200"}]
+        ),
+    },
+    429: _RESPONSES[429],
+    500: _RESPONSES[500],
+}
+_REDELIVER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "The redelivery is requested; the notifier delivers the callback again (new attempts "
+        "appear on the call).",
+        "content": {
+            "application/json": {
+                "example": {
+                    "success": True,
+                    "data": {
+                        "call_id": "call123",
+                        "delivery_id": "msg_2f1c9e0b7a4d4c1e",
+                        "requested_at": "2026-11-23T11:00:00Z",
+                        "command_id": "6c0f8e52-3f0e-4a8e-9d0c-1f6b8f7f2a10",
+                    },
+                }
+            }
+        },
+    },
+    400: _STATUS_400,
+    403: _RESPONSES[403],
+    404: _NOT_FOUND,
+    409: {
+        "model": ErrorResponse,
+        "description": "The call has no callback_url, or its callback is not delivered or failed yet.",
+        "content": {
+            "application/json": {
+                "examples": {
+                    "no_callback_url": {"value": {"success": False, "message": "Call has no callback_url"}},
+                    "not_final": {
+                        "value": {
+                            "success": False,
+                            "message": "Callback can be redelivered only once its delivery is delivered or failed",
+                        }
+                    },
+                }
+            }
+        },
+    },
+    429: _RESPONSES[429],
+    500: _RESPONSES[500],
+}
+
+
+@router.get(
+    CALLS_PATH,
+    summary="List calls",
+    description=(
+        "Your calls in the tenant of `x-tenant-id` (and only the subtenant of `x-sub-tenant-id` when sent), "
+        "newest first by received time, then call id. Filters: `status` (one or a comma-separated list of "
+        "received, fetching, fetched, analyzing, completed, failed), `subtenant`, `agent` (agent id), `from` "
+        "(inclusive) and `to` (exclusive) on the received time (ISO 8601 UTC), `intent`. Pages of `limit` "
+        "calls (default 50, at most 200); pass `next_cursor` as `cursor` for the next page. The list is built "
+        "from the pipeline's events: a call just accepted appears within moments (GET by id answers at once)."
+    ),
+    tags=["status"],
+    responses=_LIST_RESPONSES,
+    response_class=Response,
+)
+async def list_calls(
+    request: Request,
+    caller: Caller,
+    *,
+    status: Annotated[
+        str | None, Query(description="received, fetching, fetched, analyzing, completed, failed")
+    ] = None,
+    subtenant: Annotated[str | None, Query(description="Only this subtenant's calls")] = None,
+    agent: Annotated[str | None, Query(description="Only this agent's calls (agent.id)")] = None,
+    received_from: Annotated[str | None, Query(alias="from", description="Received at or after (ISO 8601 UTC)")] = None,
+    received_to: Annotated[str | None, Query(alias="to", description="Received before (ISO 8601 UTC)")] = None,
+    intent: Annotated[str | None, Query(description="INTERESTED, NOT_INTERESTED, FOLLOW_UP, ...")] = None,
+    limit: Annotated[str | None, Query(description="Page size, 1 to 200 (default 50)")] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> Response:
+    ctx: GatewayContext = request.app.state.gateway
+    try:
+        partner, scope = await admit_reader(request, ctx, caller)
+        filters, size = handlers.parse_list_query(
+            scope,
+            status=status,
+            subtenant=subtenant,
+            agent=agent,
+            received_from=received_from,
+            received_to=received_to,
+            intent=intent,
+            limit=limit,
+            cursor=cursor,
+        )
+        page = await handlers.list_calls(ctx.repo, partner, filters, size)
+    except GatewayError as exc:
+        return error_response(exc)
+    return json_response({"success": True, "data": page})
+
+
+@router.get(
+    CALLS_PATH + "/{call_id:path}",
+    summary="A call's status and results",
+    description=(
+        "Status (received, fetching, fetched, analyzing, completed, failed), the time each stage was reached, "
+        "the result once completed (the callback's analysis fields plus `transcript`, `engines` and "
+        "`config_id`), the error `{stage, code, message}` once failed, and the callback: its latest delivery's "
+        "state and every attempt. A call of another partner, tenant or subtenant answers 404 like an unknown id."
+    ),
+    tags=["status"],
+    responses=_CALL_RESPONSES,
+    response_class=Response,
+)
+async def get_call(request: Request, caller: Caller, call_id: str) -> Response:
+    ctx: GatewayContext = request.app.state.gateway
+    try:
+        partner, scope = await admit_reader(request, ctx, caller)
+        view = await handlers.describe_call(ctx.repo, partner, scope, call_id)
+    except GatewayError as exc:
+        return error_response(exc)
+    return json_response({"success": True, "data": view})
+
+
+@router.post(
+    CALLS_PATH + "/{call_id:path}/callback/redeliver",
+    summary="Deliver a call's callback again",
+    description=(
+        "Once the call's callback is delivered or has failed, asks the notifier to deliver it again to the "
+        "call's callback_url (recorded durably before answering 202). 409 while a delivery is still pending "
+        "or retrying, and for a call without callback_url."
+    ),
+    tags=["status"],
+    status_code=202,
+    responses=_REDELIVER_RESPONSES,
+    response_class=Response,
+)
+async def redeliver_callback(request: Request, caller: Caller, call_id: str) -> Response:
+    ctx: GatewayContext = request.app.state.gateway
+    try:
+        partner, scope = await admit_reader(request, ctx, caller)
+        requested = await handlers.request_redelivery(
+            ctx.repo,
+            partner,
+            scope,
+            call_id,
+            topic=ctx.commands_topic,
+            requested_by=handlers.requester(partner, caller.api_key or ""),
+            now=datetime.now(UTC),
+        )
+    except GatewayError as exc:
+        return error_response(exc)
+    ctx.relay.wake()
+    return json_response({"success": True, "data": requested}, 202)

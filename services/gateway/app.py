@@ -3,6 +3,7 @@ created at import time."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -18,12 +19,23 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from schemas.events import TOPIC_INGESTED
+from schemas.events import (
+    TOPIC_ANALYZED,
+    TOPIC_CALLBACK_COMMANDS,
+    TOPIC_DELIVERIES,
+    TOPIC_FAILED,
+    TOPIC_FETCHED,
+    TOPIC_INGESTED,
+    TOPIC_PROGRESS,
+)
+from services.common.consumer import ConsumerSettings
 from services.common.db import create_pool, ping
 from services.common.health import health_router
 from services.common.kafka import KafkaProbe, TopicSpec, ensure_topics, make_producer
 from services.common.logging import configure_logging
 from services.common.outbox import OutboxRelay
+from services.common.worker import KafkaWorker
+from services.gateway import read_model
 from services.gateway.api import GatewayContext, json_response, router
 from services.gateway.config import GatewaySettings
 from services.gateway.handlers import ConfigSnapshots, CredentialCache
@@ -31,6 +43,8 @@ from services.gateway.models import BATCH, CONFIG
 from services.gateway.repository import GatewayRepository
 
 log = logging.getLogger("services.gateway")
+#: What the status read model follows.
+READ_MODEL_TOPICS = (TOPIC_INGESTED, TOPIC_FETCHED, TOPIC_ANALYZED, TOPIC_FAILED, TOPIC_PROGRESS, TOPIC_DELIVERIES)
 _INTERNAL_ERROR = orjson.dumps({"success": False, "message": "Internal server error"})
 
 
@@ -109,6 +123,28 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
+def read_model_worker(settings: GatewaySettings, repo: GatewayRepository) -> KafkaWorker:
+    """The read model's consumer: every gateway process joins one group, so the partitions are
+    shared between them; a message that keeps failing goes to ``<group>.dlq``."""
+    group = settings.kafka_topic_prefix + settings.read_model_group_id
+    dead_letter = settings.topic(f"{settings.read_model_group_id}.dlq")
+    partitions, replicas = settings.kafka_topic_partitions, settings.kafka_replication_factor
+    return KafkaWorker(
+        ConsumerSettings(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=group,
+            topics=[settings.topic(t) for t in READ_MODEL_TOPICS],
+            dead_letter_topic=dead_letter,
+            topic_prefix=settings.kafka_topic_prefix,
+            client_id="gateway-read-model",
+            concurrency=settings.read_model_concurrency,
+        ),
+        functools.partial(read_model.project, store=repo),
+        topics=[TopicSpec(settings.topic(t), partitions, replicas) for t in READ_MODEL_TOPICS]
+        + [TopicSpec(dead_letter, partitions, replicas)],
+    )
+
+
 def main_app() -> FastAPI:
     """Factory used by ``python -m services.gateway`` (once per uvicorn worker process)."""
     settings = GatewaySettings()
@@ -128,13 +164,25 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             max_size=settings.db_pool_max_size,
             app_name="gateway",
         )
+        worker = None
+        model_pool = None
+        if settings.read_model_enabled:
+            # Its own small pool: folding events never waits for, or delays, a request's connection.
+            model_pool = await create_pool(
+                settings.database_url,
+                settings.db_schema,
+                min_size=1,
+                max_size=settings.read_model_concurrency,
+                app_name="gateway-read-model",
+            )
+            worker = read_model_worker(settings, GatewayRepository(model_pool))
         topic = settings.topic(TOPIC_INGESTED)
+        commands_topic = settings.topic(TOPIC_CALLBACK_COMMANDS)
         bootstrap = settings.kafka_bootstrap_servers
 
         async def prepare_topics() -> None:
-            await ensure_topics(
-                bootstrap, [TopicSpec(topic, settings.kafka_topic_partitions, settings.kafka_replication_factor)]
-            )
+            partitions, replicas = settings.kafka_topic_partitions, settings.kafka_replication_factor
+            await ensure_topics(bootstrap, [TopicSpec(name, partitions, replicas) for name in (topic, commands_topic)])
 
         relay = OutboxRelay(
             pool,
@@ -147,13 +195,24 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         repo = GatewayRepository(pool)
         credentials = CredentialCache(repo, settings.credential_cache_ttl_s)
         snapshots = ConfigSnapshots(repo, settings.config_cache_ttl_s)
-        app.state.gateway = GatewayContext(settings, repo, credentials, snapshots, relay, topic)
+        app.state.gateway = GatewayContext(
+            settings, repo, credentials, snapshots, relay, ingest_topic=topic, commands_topic=commands_topic
+        )
+        # Readiness stays PostgreSQL and Kafka: ingestion does not depend on the read model, so a
+        # lagging consumer must not take the API out of the load balancer.
         app.state.readiness_checks = {"postgres": lambda: ping(pool), "kafka": probe.check}
         relay.start()
-        log.info("gateway started", extra={"topic": topic})
+        if worker is not None:
+            worker.start()
+        app.state.read_model = worker
+        log.info("gateway started", extra={"topic": topic, "read_model": worker is not None})
         try:
             yield
         finally:
+            if worker is not None:
+                await worker.stop()
+            if model_pool is not None:
+                await model_pool.close()
             await relay.stop()
             await probe.close()
             await pool.close()

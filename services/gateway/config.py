@@ -29,3 +29,13 @@ class GatewaySettings(ServiceSettings):
 
     outbox_batch_size: int = Field(100, ge=1, description="outbox rows (committed requests) per publish round")
     outbox_poll_interval_s: float = Field(0.5, gt=0)
+
+    read_model_enabled: bool = Field(
+        True, description="host the status read model's consumer in this process (every worker joins one group)"
+    )
+    read_model_group_id: str = Field(
+        "gateway-read-model", description="consumer group of the read model; KAFKA_TOPIC_PREFIX is prepended"
+    )
+    read_model_concurrency: int = Field(
+        8, ge=1, description="events folded at once per process, each on a connection of the read model's own pool"
+    )

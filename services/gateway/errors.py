@@ -56,3 +56,15 @@ class ValidationFailed(GatewayError):
     def __init__(self, errors: list[dict[str, str]]) -> None:
         super().__init__()
         self.errors = errors
+
+
+class CallNotFound(GatewayError):
+    """Unknown call id, or another partner's, tenant's or subtenant's: indistinguishable."""
+
+    status, code, message = 404, "not_found", "Call not found"
+
+
+class Conflict(GatewayError):
+    """The request is valid but the call's current state does not allow it (message says why)."""
+
+    status, code, message = 409, "conflict", "Conflict"

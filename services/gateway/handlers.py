@@ -6,16 +6,30 @@ nothing of HTTP or Kafka, and raise the typed errors of ``services.gateway.error
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
 from pydantic import ValidationError
 
-from schemas.analysis import DEFAULT_CONFIG, AnalysisConfig, ConfigSnapshot
-from schemas.events import encode_call_ingested, new_event_ids
+from schemas.analysis import DEFAULT_CONFIG, INTENTS, AnalysisConfig, ConfigSnapshot
+from schemas.events import (
+    CallbackRedeliverRequested,
+    CallbackRedeliverRequestedPayload,
+    call_key,
+    dump_event,
+    encode_call_ingested,
+    new_event_ids,
+)
 from services.common.cache import TtlCache
 from services.gateway.errors import (
+    CallNotFound,
+    Conflict,
     Forbidden,
     MalformedBody,
     RateLimited,
@@ -32,7 +46,7 @@ from services.gateway.models import (
     CallItemIn,
     field_errors,
 )
-from services.gateway.repository import ConfigLevel, Credential, NewCall
+from services.gateway.repository import STATUS_RANK, ConfigLevel, Credential, ListFilters, NewCall
 from services.gateway.security import secret_matches
 
 SOURCE = "gateway"
@@ -305,3 +319,292 @@ async def save_config(
     )
     snapshots.invalidate(partner, tenancy)
     return await describe_config(repo, partner, tenancy)
+
+
+# ---------------------------------------------------------------------------------------------
+# Status and results (the read model)
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+STATUSES = tuple(STATUS_RANK)
+FINAL_DELIVERY_STATES = ("delivered", "failed")
+# ISO 8601 in UTC, as the ingestion API takes timestamps (Z or +00:00, up to microseconds).
+_UTC_TIMESTAMP = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|\+00:00)$")
+_UTC_MESSAGE = "must be an ISO 8601 date-time in UTC (YYYY-MM-DDThh:mm:ssZ)"
+
+
+class StatusRepository(Protocol):
+    async def find_call(
+        self, partner_id: str, call_id: str, tenant_id: str, subtenant_id: str | None
+    ) -> dict[str, Any] | None: ...
+    async def find_ledger_call(
+        self, partner_id: str, call_id: str, tenant_id: str, subtenant_id: str | None
+    ) -> dict[str, Any] | None: ...
+    async def callback_attempts(self, partner_id: str, call_id: str) -> list[dict[str, Any]]: ...
+    async def list_calls(self, partner_id: str, filters: ListFilters, limit: int) -> list[dict[str, Any]]: ...
+    async def enqueue_event(self, topic: str, key: str, payload: bytes) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReadScope:
+    """What a reader may see: one tenant, and one subtenant when ``x-sub-tenant-id`` is sent."""
+
+    tenant_id: str
+    subtenant_id: str | None
+
+
+def reader_scope(tenant_id: str | None, subtenant_id: str | None) -> ReadScope:
+    """``x-tenant-id`` is required (400, as for ingestion); ``x-sub-tenant-id`` narrows the view to
+    one subtenant when present and not blank, else the whole tenant is visible."""
+    tenant = (tenant_id or "").strip()
+    subtenant = (subtenant_id or "").strip()
+    if not tenant:
+        raise TenantMissing()
+    if len(tenant) > MAX_TEXT:
+        raise TenantMissing(f"Tenant ID must be at most {MAX_TEXT} characters")
+    if len(subtenant) > MAX_TEXT:
+        raise SubtenantMissing(f"Subtenant ID must be at most {MAX_TEXT} characters")
+    return ReadScope(tenant, subtenant or None)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def _timestamps(row: dict[str, Any]) -> dict[str, str | None]:
+    return {
+        "received": _iso(row["received_at"]),
+        "fetching": _iso(row.get("fetching_at")),
+        "fetched": _iso(row.get("fetched_at")),
+        "analyzing": _iso(row.get("analyzing_at")),
+        "completed": _iso(row.get("completed_at")),
+        "failed": _iso(row.get("failed_at")),
+    }
+
+
+def _attempt_view(a: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "delivery_id": a["delivery_id"],
+        "kind": a["kind"],
+        "number": a["number"],
+        "started_at": _iso(a["started_at"]),
+        "status_code": a["status_code"],
+        "latency_ms": a["latency_ms"],
+        "error": a["error"],
+    }
+
+
+def call_view(row: dict[str, Any], attempts: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """One call as the API shows it. ``attempts`` None: the list's summary (no result, no attempts)."""
+    status = row["status"]
+    url = row.get("delivery_url") or row.get("callback_url")
+    view: dict[str, Any] = {
+        "call_id": row["call_id"],
+        "status": status,
+        "tenant_id": row["tenant_id"],
+        "subtenant_id": row["subtenant_id"],
+        "agent_id": row.get("agent_id"),
+        "timestamps": _timestamps(row),
+    }
+    # A terminal status is final, so only its own outcome is shown (an error recorded by a late,
+    # losing failure event never sits beside a completed call's result, and vice versa).
+    error = row.get("error") if status == "failed" else None
+    if attempts is None:
+        view.update(
+            intent=row.get("intent") if status == "completed" else None,
+            quality_score=row.get("quality_score") if status == "completed" else None,
+            error=error,
+            callback_state=row.get("delivery_state"),
+        )
+        return view
+    view["result"] = row.get("result") if status == "completed" else None
+    view["error"] = error
+    view["callback"] = (
+        {
+            "url": url,
+            "delivery_id": row.get("delivery_id"),
+            "kind": row.get("delivery_kind"),
+            "state": row.get("delivery_state"),
+            "next_attempt_at": _iso(row.get("delivery_next_attempt_at")),
+            "error": row.get("delivery_error"),
+            "attempts": [_attempt_view(a) for a in attempts],
+        }
+        if url or row.get("delivery_id")
+        else None
+    )
+    return view
+
+
+async def describe_call(repo: StatusRepository, partner: Partner, scope: ReadScope, call_id: str) -> dict[str, Any]:
+    """The call's status, stage timestamps, result or error, and callback deliveries.
+
+    A call the read model has not seen yet (accepted, its ingested event not consumed) answers
+    ``received`` from the ingestion ledger. Anything outside the caller's partner, tenant and
+    subtenant answers 404, exactly like an unknown id."""
+    row = await repo.find_call(partner.partner_id, call_id, scope.tenant_id, scope.subtenant_id)
+    if row is not None:
+        return call_view(row, await repo.callback_attempts(partner.partner_id, call_id))
+    ledger = await repo.find_ledger_call(partner.partner_id, call_id, scope.tenant_id, scope.subtenant_id)
+    if ledger is None:
+        raise CallNotFound()
+    return call_view({**ledger, "status": "received"}, [])
+
+
+def encode_cursor(received_at: datetime, call_id: str) -> str:
+    """Opaque position after a row: base64url of ``[received_at, call_id]`` (not a secret: it can
+    only point inside the caller's own, already scoped, query)."""
+    raw = orjson.dumps([received_at.isoformat(), call_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, call_id = orjson.loads(raw)
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None or not isinstance(call_id, str):
+            raise ValueError(cursor)
+    except (binascii.Error, ValueError, TypeError):
+        raise ValidationFailed([{"field": "cursor", "message": "cursor is invalid"}]) from None
+    return when, call_id
+
+
+def _timestamp(name: str, value: str | None, errors: list[dict[str, str]]) -> datetime | None:
+    if value is None:
+        return None
+    if not _UTC_TIMESTAMP.match(value):
+        errors.append({"field": name, "message": f"{name} {_UTC_MESSAGE}"})
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        errors.append({"field": name, "message": f"{name} {_UTC_MESSAGE}"})
+        return None
+
+
+def _text(name: str, value: str | None, errors: list[dict[str, str]]) -> str | None:
+    if value is None:
+        return None
+    if not value.strip():
+        errors.append({"field": name, "message": f"{name} should not be empty"})
+    elif len(value) > MAX_TEXT:
+        errors.append({"field": name, "message": f"{name} must be shorter than or equal to {MAX_TEXT} characters"})
+    return value
+
+
+def parse_list_query(
+    scope: ReadScope,
+    *,
+    status: str | None = None,
+    subtenant: str | None = None,
+    agent: str | None = None,
+    received_from: str | None = None,
+    received_to: str | None = None,
+    intent: str | None = None,
+    limit: str | None = None,
+    cursor: str | None = None,
+) -> tuple[ListFilters, int]:
+    """The list's filters and page size, every error of the query reported at once (422)."""
+    errors: list[dict[str, str]] = []
+    statuses: tuple[str, ...] = ()
+    if status is not None:
+        statuses = tuple(s.strip() for s in status.split(","))
+        if not all(s in STATUSES for s in statuses):
+            errors.append({"field": "status", "message": f"status must be one of: {', '.join(STATUSES)}"})
+    if intent is not None and intent not in INTENTS:
+        errors.append({"field": "intent", "message": f"intent must be one of: {', '.join(INTENTS)}"})
+    subtenant = _text("subtenant", subtenant, errors)
+    agent = _text("agent", agent, errors)
+    start = _timestamp("from", received_from, errors)
+    end = _timestamp("to", received_to, errors)
+    if start is not None and end is not None and start >= end:
+        errors.append({"field": "to", "message": "to must be after from"})
+    size = DEFAULT_PAGE
+    if limit is not None:
+        if not limit.isdigit():
+            errors.append({"field": "limit", "message": "limit must be an integer"})
+        elif not 1 <= int(limit) <= MAX_PAGE:
+            errors.append({"field": "limit", "message": f"limit must be between 1 and {MAX_PAGE}"})
+        else:
+            size = int(limit)
+    after = None
+    if cursor is not None:
+        try:
+            after = decode_cursor(cursor)
+        except ValidationFailed as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise ValidationFailed(errors)
+    filters = ListFilters(
+        tenant_id=scope.tenant_id,
+        subtenant_id=scope.subtenant_id,
+        subtenant=subtenant,
+        statuses=statuses,
+        agent_id=agent,
+        intent=intent,
+        received_from=start,
+        received_to=end,
+        after=after,
+    )
+    return filters, size
+
+
+async def list_calls(repo: StatusRepository, partner: Partner, filters: ListFilters, limit: int) -> dict[str, Any]:
+    """One page, newest first by received time then call id, and the cursor of the next page
+    (None on the last). Keyset pagination: a page never repeats or skips a call, whatever was
+    received meanwhile."""
+    rows = await repo.list_calls(partner.partner_id, filters, limit + 1)
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1]["received_at"], page[-1]["call_id"]) if len(rows) > limit else None
+    return {"calls": [call_view(r, None) for r in page], "next_cursor": next_cursor}
+
+
+def requester(partner: Partner, api_key: str) -> str:
+    """``requested_by`` of a partner's command: the partner and a prefix of the key used (enough
+    to tell the partner's keys apart in an audit, never the whole credential)."""
+    return f"partner:{partner.partner_id} key:{api_key[:10]}"
+
+
+async def request_redelivery(
+    repo: StatusRepository,
+    partner: Partner,
+    scope: ReadScope,
+    call_id: str,
+    *,
+    topic: str,
+    requested_by: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """Queue a ``callbacks.commands.v1`` redelivery command through the outbox.
+
+    404 like ``describe_call``; 409 when the call has no callback_url, or when its callback is not
+    in a final state (delivered or failed) yet: while the notifier is still delivering or
+    retrying, a redelivery would race its own schedule."""
+    not_final = Conflict("Callback can be redelivered only once its delivery is delivered or failed")
+    row = await repo.find_call(partner.partner_id, call_id, scope.tenant_id, scope.subtenant_id)
+    if row is None:
+        if await repo.find_ledger_call(partner.partner_id, call_id, scope.tenant_id, scope.subtenant_id) is None:
+            raise CallNotFound()
+        raise not_final  # accepted, not processed yet: nothing has been delivered
+    if not (row.get("callback_url") or row.get("delivery_url")):
+        raise Conflict("Call has no callback_url")
+    if row.get("delivery_state") not in FINAL_DELIVERY_STATES:
+        raise not_final
+    event = CallbackRedeliverRequested(
+        event_id=uuid.uuid4(),
+        occurred_at=now,
+        partner_id=partner.partner_id,
+        tenant_id=row["tenant_id"],
+        subtenant_id=row["subtenant_id"],
+        call_id=call_id,
+        source=SOURCE,
+        payload=CallbackRedeliverRequestedPayload(requested_by=requested_by),
+    )
+    await repo.enqueue_event(topic, call_key(partner.partner_id, call_id), dump_event(event))
+    return {
+        "call_id": call_id,
+        "delivery_id": row.get("delivery_id"),
+        "requested_at": _iso(now),
+        "command_id": str(event.event_id),
+    }

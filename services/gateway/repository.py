@@ -30,6 +30,69 @@ class NewCall:
     event: bytes  # the encoded calls.ingested.v1 event
 
 
+#: Rank of each status: the read model only ever moves a call to a higher rank.
+STATUS_RANK = {"received": 1, "fetching": 2, "fetched": 3, "analyzing": 4, "completed": 5, "failed": 5}
+#: Stage timestamp column of each status.
+STAGE_COLUMN = {
+    "received": None,
+    "fetching": "fetching_at",
+    "fetched": "fetched_at",
+    "analyzing": "analyzing_at",
+    "completed": "completed_at",
+    "failed": "failed_at",
+}
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """What one event says about a call, for the read model (see ``read_model``)."""
+
+    partner_id: str
+    call_id: str
+    tenant_id: str
+    subtenant_id: str
+    status: str  # "received" for events that move no status (deliveries)
+    at: datetime  # the event's occurred_at
+    received_at: datetime | None = None  # from an event carrying the ingested call
+    agent_id: str | None = None
+    callback_url: str | None = None
+    intent: str | None = None
+    quality_score: float | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryChange:
+    """A ``callbacks.deliveries.v1`` event: the delivery's new state and the attempt behind it."""
+
+    delivery_id: str
+    kind: str
+    state: str
+    url: str
+    next_attempt_at: datetime | None
+    at: datetime
+    error: str | None = None  # the delivery failed without an attempt (e.g. refused URL)
+    attempt_number: int | None = None
+    attempt_started_at: datetime | None = None
+    attempt_status_code: int | None = None
+    attempt_latency_ms: float | None = None
+    attempt_error: str | None = None
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    tenant_id: str
+    subtenant_id: str | None = None  # the header's scope
+    subtenant: str | None = None  # the query's filter
+    statuses: tuple[str, ...] = ()
+    agent_id: str | None = None
+    intent: str | None = None
+    received_from: datetime | None = None  # inclusive
+    received_to: datetime | None = None  # exclusive
+    after: tuple[datetime, str] | None = None  # keyset position: (received_at, call_id) of the last row seen
+
+
 _FIND_CREDENTIAL = """
 SELECT c.partner_id, c.secret_sha256, p.rate_limit_per_minute
 FROM api_credentials c JOIN partners p USING (partner_id)
@@ -73,6 +136,74 @@ WITH input AS (
     HAVING count(*) > 0
 )
 SELECT call_id FROM inserted
+"""
+
+
+_CALL_COLUMNS = """
+partner_id, call_id, tenant_id, subtenant_id, agent_id, callback_url, status, received_at, fetching_at,
+fetched_at, analyzing_at, completed_at, failed_at, intent, quality_score, result, error, delivery_id,
+delivery_kind, delivery_state, delivery_url, delivery_next_attempt_at, delivery_error
+"""
+
+# One upsert per event. Every column moves monotonically, so events may arrive in any order and
+# any number of times: status by rank (a tie keeps the first terminal state), stage timestamps
+# keep the earliest value (LEAST ignores NULL), agent, callback URL, result and error are written
+# once, and the delivery columns follow the latest delivery event by its occurred_at. A row
+# created before the ingested event takes received_at from the ledger (a primary-key lookup),
+# else from the event itself; the ingested call's own received_at always wins.
+_APPLY_CHANGE = """
+INSERT INTO call_status AS s (
+    partner_id, call_id, tenant_id, subtenant_id, agent_id, callback_url, status, status_rank, received_at,
+    fetching_at, fetched_at, analyzing_at, completed_at, failed_at, intent, quality_score, result, error,
+    delivery_id, delivery_kind, delivery_state, delivery_url, delivery_next_attempt_at, delivery_event_at,
+    delivery_error
+)
+VALUES (
+    $1, $2, $3, $4, $5, $6, $7, $8,
+    coalesce($9, (SELECT c.received_at FROM calls c WHERE c.partner_id = $1 AND c.call_id = $2), $10),
+    CASE WHEN $7 = 'fetching' THEN $10 END,
+    CASE WHEN $7 = 'fetched' THEN $10 END,
+    CASE WHEN $7 = 'analyzing' THEN $10 END,
+    CASE WHEN $7 = 'completed' THEN $10 END,
+    CASE WHEN $7 = 'failed' THEN $10 END,
+    $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21
+)
+ON CONFLICT (partner_id, call_id) DO UPDATE SET
+    agent_id = coalesce(s.agent_id, excluded.agent_id),
+    callback_url = coalesce(s.callback_url, excluded.callback_url),
+    status = CASE WHEN excluded.status_rank > s.status_rank THEN excluded.status ELSE s.status END,
+    status_rank = greatest(s.status_rank, excluded.status_rank),
+    received_at = coalesce($9, s.received_at),
+    fetching_at = least(s.fetching_at, excluded.fetching_at),
+    fetched_at = least(s.fetched_at, excluded.fetched_at),
+    analyzing_at = least(s.analyzing_at, excluded.analyzing_at),
+    completed_at = least(s.completed_at, excluded.completed_at),
+    failed_at = least(s.failed_at, excluded.failed_at),
+    intent = coalesce(s.intent, excluded.intent),
+    quality_score = coalesce(s.quality_score, excluded.quality_score),
+    result = coalesce(s.result, excluded.result),
+    error = coalesce(s.error, excluded.error),
+    delivery_id = CASE WHEN s.delivery_event_at IS NULL OR $20 >= s.delivery_event_at
+                       THEN coalesce(excluded.delivery_id, s.delivery_id) ELSE s.delivery_id END,
+    delivery_kind = CASE WHEN s.delivery_event_at IS NULL OR $20 >= s.delivery_event_at
+                         THEN coalesce(excluded.delivery_kind, s.delivery_kind) ELSE s.delivery_kind END,
+    delivery_state = CASE WHEN s.delivery_event_at IS NULL OR $20 >= s.delivery_event_at
+                          THEN coalesce(excluded.delivery_state, s.delivery_state) ELSE s.delivery_state END,
+    delivery_url = CASE WHEN s.delivery_event_at IS NULL OR $20 >= s.delivery_event_at
+                        THEN coalesce(excluded.delivery_url, s.delivery_url) ELSE s.delivery_url END,
+    delivery_next_attempt_at = CASE WHEN $20 IS NOT NULL AND (s.delivery_event_at IS NULL OR $20 >= s.delivery_event_at)
+                                    THEN excluded.delivery_next_attempt_at ELSE s.delivery_next_attempt_at END,
+    delivery_error = CASE WHEN $20 IS NOT NULL AND (s.delivery_event_at IS NULL OR $20 >= s.delivery_event_at)
+                          THEN excluded.delivery_error ELSE s.delivery_error END,
+    delivery_event_at = greatest(s.delivery_event_at, excluded.delivery_event_at),
+    updated_at = now()
+"""
+
+_RECORD_ATTEMPT = """
+INSERT INTO callback_attempts (
+    partner_id, call_id, delivery_id, number, kind, url, started_at, status_code, latency_ms, error
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT DO NOTHING
 """
 
 
@@ -154,6 +285,133 @@ class GatewayRepository:
                 config,
             )
         return int(version)
+
+    # -- status read model ---------------------------------------------------------------------
+
+    async def apply_change(self, change: StatusChange, delivery: DeliveryChange | None = None) -> None:
+        """Fold one event into the read model (idempotent, order-independent; see ``_APPLY_CHANGE``)."""
+        d = delivery
+        args = (
+            change.partner_id,
+            change.call_id,
+            change.tenant_id,
+            change.subtenant_id,
+            change.agent_id,
+            change.callback_url,
+            change.status,
+            STATUS_RANK[change.status],
+            change.received_at,
+            change.at,
+            change.intent,
+            change.quality_score,
+            change.result,
+            change.error,
+            d.delivery_id if d else None,
+            d.kind if d else None,
+            d.state if d else None,
+            d.url if d else None,
+            d.next_attempt_at if d else None,
+            d.at if d else None,
+            d.error if d else None,
+        )
+        if d is None or d.attempt_number is None or d.attempt_started_at is None:
+            await self._pool.execute(_APPLY_CHANGE, *args)
+            return
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(_APPLY_CHANGE, *args)
+            await conn.execute(
+                _RECORD_ATTEMPT,
+                change.partner_id,
+                change.call_id,
+                d.delivery_id,
+                d.attempt_number,
+                d.kind,
+                d.url,
+                d.attempt_started_at,
+                d.attempt_status_code,
+                d.attempt_latency_ms,
+                d.attempt_error,
+            )
+
+    async def find_call(
+        self, partner_id: str, call_id: str, tenant_id: str, subtenant_id: str | None
+    ) -> dict[str, Any] | None:
+        """The call's read-model row, within the caller's tenant (and subtenant, when given)."""
+        row = await self._pool.fetchrow(
+            f"SELECT {_CALL_COLUMNS} FROM call_status"  # noqa: S608 - constant column list
+            " WHERE partner_id = $1 AND call_id = $2 AND tenant_id = $3 AND ($4::text IS NULL OR subtenant_id = $4)",
+            partner_id,
+            call_id,
+            tenant_id,
+            subtenant_id,
+        )
+        return dict(row) if row is not None else None
+
+    async def find_ledger_call(
+        self, partner_id: str, call_id: str, tenant_id: str, subtenant_id: str | None
+    ) -> dict[str, Any] | None:
+        """An accepted call from the ingestion ledger (identity and tenancy only)."""
+        row = await self._pool.fetchrow(
+            "SELECT partner_id, call_id, tenant_id, subtenant_id, received_at FROM calls"
+            " WHERE partner_id = $1 AND call_id = $2 AND tenant_id = $3 AND ($4::text IS NULL OR subtenant_id = $4)",
+            partner_id,
+            call_id,
+            tenant_id,
+            subtenant_id,
+        )
+        return dict(row) if row is not None else None
+
+    async def callback_attempts(self, partner_id: str, call_id: str) -> list[dict[str, Any]]:
+        """Every reported attempt to deliver the call's callback, oldest first."""
+        rows = await self._pool.fetch(
+            "SELECT delivery_id, number, kind, url, started_at, status_code, latency_ms, error"
+            " FROM callback_attempts WHERE partner_id = $1 AND call_id = $2"
+            " ORDER BY started_at, delivery_id, number",
+            partner_id,
+            call_id,
+        )
+        return [dict(r) for r in rows]
+
+    async def list_calls(self, partner_id: str, filters: ListFilters, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` calls, newest first by (received_at, call_id), after the keyset position.
+
+        The WHERE clause is assembled from fixed fragments only (values are always parameters), so
+        each combination of filters gets a plan that can use the matching index."""
+        clauses = ["partner_id = $1", "tenant_id = $2"]
+        args: list[Any] = [partner_id, filters.tenant_id]
+
+        def param(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        if filters.subtenant_id is not None:
+            clauses.append(f"subtenant_id = {param(filters.subtenant_id)}")
+        if filters.subtenant is not None:
+            clauses.append(f"subtenant_id = {param(filters.subtenant)}")
+        if filters.statuses:
+            clauses.append(f"status = ANY({param(list(filters.statuses))}::text[])")
+        if filters.agent_id is not None:
+            clauses.append(f"agent_id = {param(filters.agent_id)}")
+        if filters.intent is not None:
+            clauses.append(f"intent = {param(filters.intent)}")
+        if filters.received_from is not None:
+            clauses.append(f"received_at >= {param(filters.received_from)}")
+        if filters.received_to is not None:
+            clauses.append(f"received_at < {param(filters.received_to)}")
+        if filters.after is not None:
+            at, call_id = filters.after
+            clauses.append(f"(received_at, call_id) < ({param(at)}, {param(call_id)})")
+        sql = (
+            f"SELECT {_CALL_COLUMNS} FROM call_status WHERE {' AND '.join(clauses)}"  # noqa: S608 - fixed fragments
+            f" ORDER BY received_at DESC, call_id DESC LIMIT {param(limit)}"
+        )
+        return [dict(r) for r in await self._pool.fetch(sql, *args)]
+
+    async def enqueue_event(self, topic: str, key: str, payload: bytes) -> None:
+        """Queue one event in the outbox: durable once this returns, on Kafka once the relay ran."""
+        await self._pool.execute(
+            "INSERT INTO outbox (topic, keys, payloads) VALUES ($1, $2, $3)", topic, [key], [payload]
+        )
 
     # -- administration -----------------------------------------------------------------------
 

@@ -5,7 +5,9 @@ function. The scripted calls come from festival (tests/support/audio.py)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 from pydantic import SecretStr
 
 from schemas.analysis import DEFAULT_CONFIG, AnalysisConfig, CallAnalysis, ConfigSnapshot, RubricParameter
-from schemas.events import CallAnalyzed, CallFailed, CallFetched, dump_event
+from schemas.events import AnyEvent, CallAnalyzed, CallFailed, CallFetched, CallStageStarted, dump_event
 from services.analyzer.analysis import AnalysisSettings, create_analysis_engine
 from services.analyzer.asr import AsrSettings, Transcriber, create_transcriber
 from services.analyzer.handlers import AnalyzeDeps, handle_fetched
@@ -208,6 +210,34 @@ async def test_a_redelivered_event_is_answered_without_transcribing_again(
     [again] = await handle_fetched(event, deps)
     assert transcriber.calls == before + 1
     assert isinstance(again, CallAnalyzed) and again == first
+
+
+async def test_starting_an_analysis_is_announced_once_and_best_effort(
+    deps: AnalyzeDeps, caplog: pytest.LogCaptureFixture
+) -> None:
+    call = audio.render_conversation(audio.SCRIPTS["interested"][:2], stereo=True)
+    event = await fetched(deps, audio.encode(call, "mp3"), 2, duration_s=call.duration_s)
+    announced: list[AnyEvent] = []
+
+    async def announce(e: AnyEvent) -> None:
+        announced.append(e)
+
+    d = dataclasses.replace(deps, announce=announce)
+    [first] = await handle_fetched(event, d)
+    [again] = await handle_fetched(event, d)  # redelivered: answered from the table, nothing starts
+    assert isinstance(first, CallAnalyzed) and again == first
+    [progress] = announced
+    assert isinstance(progress, CallStageStarted) and progress.payload.stage == "analyze"
+    assert (progress.call_id, progress.key()) == (event.call_id, event.key())
+
+    async def broken(e: AnyEvent) -> None:
+        raise RuntimeError("Kafka is down")
+
+    other = await fetched(deps, b"ID3" + bytes(5000), 2)
+    with caplog.at_level(logging.WARNING):
+        [result] = await handle_fetched(other, dataclasses.replace(deps, announce=broken))
+    assert isinstance(result, CallFailed) and result.payload.code == "decode_error"  # its own outcome, unaffected
+    assert "progress event not published" in caplog.text
 
 
 async def test_an_undecodable_recording_fails_with_stage_analyze(deps: AnalyzeDeps) -> None:

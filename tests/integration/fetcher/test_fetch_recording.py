@@ -4,14 +4,16 @@ recording can be wrong, and the SSRF guard with a canary listener."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
+import logging
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 
-from schemas.events import CallFailed, CallFetched
+from schemas.events import AnyEvent, CallFailed, CallFetched, CallStageStarted
 from services.fetcher.handlers import DownloadLimits, handle_ingested
 from tests.factories import ingested_event
 from tests.integration.fetcher.conftest import LIMITS
@@ -77,6 +79,39 @@ async def test_a_redelivered_event_does_not_download_again(fetch_env, host: Reco
     assert isinstance(first, CallFetched) and isinstance(again, CallFetched)
     assert host.hits["once.mp3"] == 1
     assert again.event_id == first.event_id and again.payload == first.payload
+
+
+async def test_starting_a_download_is_announced_once(fetch_env, host: RecordingHost, speech) -> None:
+    deps, _, _ = fetch_env
+    announced: list[AnyEvent] = []
+
+    async def announce(event: AnyEvent) -> None:
+        announced.append(event)
+
+    d = dataclasses.replace(deps(), announce=announce)
+    event = ingested(host.add("announced.mp3", audio.encode(speech, "mp3")))
+    [result] = await handle_ingested(event, d)
+    assert isinstance(result, CallFetched)
+    [progress] = announced
+    assert isinstance(progress, CallStageStarted) and progress.payload.stage == "fetch"
+    assert (progress.call_id, progress.key(), progress.tenant_id) == (event.call_id, event.key(), event.tenant_id)
+    await handle_ingested(event, d)  # redelivered: answered from the table, no download starts
+    assert len(announced) == 1
+
+
+async def test_a_failing_announce_never_fails_the_call(
+    fetch_env, host: RecordingHost, speech, caplog: pytest.LogCaptureFixture
+) -> None:
+    deps, _, _ = fetch_env
+
+    async def broken(event: AnyEvent) -> None:
+        raise RuntimeError("Kafka is down")
+
+    url = host.add("unannounced.mp3", audio.encode(speech, "mp3"))
+    with caplog.at_level(logging.WARNING):
+        [result] = await handle_ingested(ingested(url), dataclasses.replace(deps(), announce=broken))
+    assert isinstance(result, CallFetched)
+    assert "progress event not published" in caplog.text
 
 
 async def test_the_same_recording_for_two_calls_is_stored_once(fetch_env, host: RecordingHost, speech) -> None:

@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from schemas.events import TOPIC_FAILED, TOPIC_FETCHED, TOPIC_INGESTED, CallFailed, CallFetched, dump_event, parse_event
+from schemas.events import (
+    TOPIC_FAILED,
+    TOPIC_FETCHED,
+    TOPIC_INGESTED,
+    TOPIC_PROGRESS,
+    CallFailed,
+    CallFetched,
+    CallStageStarted,
+    dump_event,
+    parse_event,
+)
 from services.common.kafka import TopicSpec, ensure_topics, make_producer
 from tests.factories import ingested_event
 from tests.support import audio
@@ -77,6 +87,10 @@ async def test_ingested_calls_come_out_fetched_or_failed(
         await send(producer, topic_prefix + TOPIC_INGESTED, good, missing, page)
         fetched = await consume(infra.kafka_bootstrap, topic_prefix + TOPIC_FETCHED, 1, timeout=60, linger=1)
         failed = await consume(infra.kafka_bootstrap, topic_prefix + TOPIC_FAILED, 2, timeout=60, linger=1)
+        progress = await consume(infra.kafka_bootstrap, topic_prefix + TOPIC_PROGRESS, 3, timeout=60)
+    started = [parse_event(r.value) for r in progress]
+    assert all(isinstance(e, CallStageStarted) and e.payload.stage == "fetch" for e in started)
+    assert {e.call_id for e in started} == {good.call_id, missing.call_id, page.call_id}
     [ok] = [parse_event(r.value) for r in fetched]
     assert isinstance(ok, CallFetched) and ok.call_id == good.call_id
     assert fetched[0].key == good.key()

@@ -1,0 +1,116 @@
+"""The status read model: the gateway's own view of every call, built from the pipeline's events.
+
+``project`` is the consumer's handler (group ``gateway-read-model``): a plain async function that
+turns one event into a ``StatusChange`` (plus a ``DeliveryChange`` for callback deliveries) and
+folds it into the gateway's tables. Events of different topics are not ordered relative to each
+other, and Kafka may deliver any of them again, so the fold is monotonic (see
+``repository._APPLY_CHANGE``): a call's status only moves forward, a terminal status never
+changes, and a redelivered event changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from schemas.analysis import CallAnalysis
+from schemas.events import (
+    AnyEvent,
+    CallAnalyzed,
+    CallbackDelivery,
+    CallFailed,
+    CallFetched,
+    CallIngested,
+    CallIngestedPayload,
+    CallStageStarted,
+)
+from services.gateway.repository import DeliveryChange, StatusChange
+
+#: The result's fields: exactly the callback's analysis fields, then the additive ones.
+RESULT_FIELDS = (*CallAnalysis.model_fields, "transcript", "engines", "config_id")
+#: Stages whose failure ends the call's processing (a notify failure is a delivery matter).
+_PROCESSING_STAGES = {"fetch", "analyze"}
+_STARTED = {"fetch": "fetching", "analyze": "analyzing"}
+
+
+class ReadModelStore(Protocol):
+    async def apply_change(self, change: StatusChange, delivery: DeliveryChange | None = None) -> None: ...
+
+
+def _base(event: AnyEvent, status: str, ingested: CallIngestedPayload | None, **fields: Any) -> StatusChange:
+    return StatusChange(
+        partner_id=event.partner_id,
+        call_id=event.call_id,
+        tenant_id=event.tenant_id,
+        subtenant_id=event.subtenant_id,
+        status=status,
+        at=event.occurred_at,
+        received_at=ingested.received_at if ingested else None,
+        agent_id=ingested.agent.id if ingested else None,
+        callback_url=ingested.callback_url if ingested else None,
+        **fields,
+    )
+
+
+def result_of(event: CallAnalyzed) -> dict[str, Any]:
+    """The result the API shows: ``call_id`` and the callback's analysis fields, plus the
+    transcript, the engines and the configuration id."""
+    body = event.payload.model_dump(mode="json", include=set(RESULT_FIELDS))
+    return {"call_id": event.call_id, **{name: body.get(name) for name in RESULT_FIELDS}}
+
+
+def changes_of(event: AnyEvent) -> tuple[StatusChange, DeliveryChange | None] | None:
+    """What ``event`` says about its call; None for events the read model does not follow."""
+    if isinstance(event, CallIngested):
+        return _base(event, "received", event.payload), None
+    if isinstance(event, CallStageStarted):
+        return _base(event, _STARTED[event.payload.stage], None), None
+    if isinstance(event, CallFetched):
+        return _base(event, "fetched", event.payload.ingested), None
+    if isinstance(event, CallAnalyzed):
+        analyzed = event.payload
+        change = _base(
+            event,
+            "completed",
+            analyzed.ingested,
+            intent=analyzed.intent,
+            quality_score=analyzed.quality_score,
+            result=result_of(event),
+        )
+        return change, None
+    if isinstance(event, CallFailed):
+        failed = event.payload
+        if failed.stage not in _PROCESSING_STAGES:
+            # Still recorded (tenancy, agent), but a failure after analysis is the callback's
+            # state, shown in the callback block, and must not turn a completed call failed.
+            return _base(event, "received", failed.ingested), None
+        error = {"stage": failed.stage, "code": failed.code, "message": failed.message}
+        return _base(event, "failed", failed.ingested, error=error), None
+    if isinstance(event, CallbackDelivery):
+        reported = event.payload
+        attempt = reported.attempt
+        delivery = DeliveryChange(
+            delivery_id=reported.delivery_id,
+            kind=reported.kind,
+            state=reported.state,
+            url=reported.url,
+            next_attempt_at=reported.next_attempt_at,
+            at=event.occurred_at,
+            # Additive field (newer notifiers); read leniently so older events still fold.
+            error=getattr(reported, "error", None),
+            attempt_number=attempt.number if attempt else None,
+            attempt_started_at=attempt.started_at if attempt else None,
+            attempt_status_code=attempt.status_code if attempt else None,
+            attempt_latency_ms=attempt.latency_ms if attempt else None,
+            attempt_error=attempt.error if attempt else None,
+        )
+        return _base(event, "received", None), delivery
+    return None
+
+
+async def project(event: AnyEvent, store: ReadModelStore) -> Sequence[AnyEvent]:
+    """Consumer handler: fold ``event`` into the read model; publishes nothing."""
+    changes = changes_of(event)
+    if changes is not None:
+        await store.apply_change(*changes)
+    return []
