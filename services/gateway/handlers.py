@@ -42,14 +42,18 @@ from services.gateway.models import (
     CONFIG,
     ITEM_FIELDS,
     MAX_TEXT,
+    NUL_PREDICATE,
     AnalysisConfigIn,
     CallItemIn,
     field_errors,
+    may_be_unportable,
+    unportable,
 )
 from services.gateway.repository import STATUS_RANK, ConfigLevel, Credential, ListFilters, NewCall
 from services.gateway.security import secret_matches
 
 SOURCE = "gateway"
+NUL = "\x00"
 
 
 class CredentialLookup(Protocol):
@@ -131,11 +135,16 @@ def require_tenancy(tenant_id: str | None, subtenant_id: str | None) -> Tenancy:
 def parse_batch(body: bytes) -> list[CallItemIn]:
     """Parse and validate the JSON body, reporting every error of the request at once."""
     try:
-        return BATCH.validate_json(body)["data"]
+        items = BATCH.validate_json(body)["data"]
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             raise MalformedBody() from None
         raise ValidationFailed(field_errors(exc)) from None
+    # Values valid JSON allows but nothing downstream can carry (checked fully only when the raw
+    # body could hold one, to keep the hot path free of a walk over every field).
+    if may_be_unportable(body) and (errors := unportable(items, "data")):
+        raise ValidationFailed(errors)
+    return items
 
 
 def encode_event(
@@ -265,11 +274,14 @@ class ConfigSnapshots:
 
 def parse_config(body: bytes) -> AnalysisConfigIn:
     try:
-        return CONFIG.validate_json(body)
+        config = CONFIG.validate_json(body)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             raise MalformedBody() from None
         raise ValidationFailed(field_errors(exc)) from None
+    if errors := [{**e, "field": e["field"].removeprefix("body.")} for e in unportable(config.model_dump(), "body")]:
+        raise ValidationFailed(errors)
+    return config
 
 
 def parse_scope(scope: str | None) -> str:
@@ -442,6 +454,8 @@ async def describe_call(repo: StatusRepository, partner: Partner, scope: ReadSco
     A call the read model has not seen yet (accepted, its ingested event not consumed) answers
     ``received`` from the ingestion ledger. Anything outside the caller's partner, tenant and
     subtenant answers 404, exactly like an unknown id."""
+    if NUL in call_id:
+        raise CallNotFound()  # no call id can hold it (ingestion refuses it)
     row = await repo.find_call(partner.partner_id, call_id, scope.tenant_id, scope.subtenant_id)
     if row is not None:
         return call_view(row, await repo.callback_attempts(partner.partner_id, call_id))
@@ -488,6 +502,8 @@ def _text(name: str, value: str | None, errors: list[dict[str, str]]) -> str | N
         return None
     if not value.strip():
         errors.append({"field": name, "message": f"{name} should not be empty"})
+    elif NUL in value:
+        errors.append({"field": name, "message": f"{name} {NUL_PREDICATE}"})
     elif len(value) > MAX_TEXT:
         errors.append({"field": name, "message": f"{name} must be shorter than or equal to {MAX_TEXT} characters"})
     return value
@@ -582,6 +598,8 @@ async def request_redelivery(
     in a final state (delivered or failed) yet: while the notifier is still delivering or
     retrying, a redelivery would race its own schedule."""
     not_final = Conflict("Callback can be redelivered only once its delivery is delivered or failed")
+    if NUL in call_id:
+        raise CallNotFound()
     row = await repo.find_call(partner.partner_id, call_id, scope.tenant_id, scope.subtenant_id)
     if row is None:
         if await repo.find_ledger_call(partner.partner_id, call_id, scope.tenant_id, scope.subtenant_id) is None:

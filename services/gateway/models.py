@@ -12,6 +12,7 @@ the event; only the few rules a pattern cannot express run in Python.
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, NotRequired
 
@@ -359,6 +360,54 @@ def _predicate(err: ErrorDetails, name: str) -> str:
     if kind == "less_than_equal":
         return f"must not be greater than {ctx.get('le')}"
     return _PREDICATES.get(kind, "is invalid")
+
+
+# What can be stored and passed on: PostgreSQL text cannot hold U+0000, and JSON integers are
+# 64-bit for orjson, Kafka consumers and most partners' parsers alike.
+_INT64 = range(-(2**63), 2**63)
+_NUL = "\x00"
+NUL_PREDICATE = "must not contain the NUL character (U+0000)"
+
+
+def _printable(key: str) -> str:
+    return key.replace(_NUL, "\\u0000")
+
+
+def unportable(value: object, path: str) -> list[dict[str, str]]:
+    """Field errors for every string with U+0000 and every integer beyond 64 bits in ``value``
+    (validated data, unknown fields included), in the same form as ``field_errors``."""
+    errors: list[dict[str, str]] = []
+    stack: list[tuple[object, str]] = [(value, path)]
+    while stack:
+        node, at = stack.pop()
+        name = at.rsplit(".", 1)[-1]
+        if isinstance(node, str):
+            if _NUL in node:
+                errors.append({"field": at, "message": f"{name} {NUL_PREDICATE}"})
+        elif isinstance(node, bool):
+            continue
+        elif isinstance(node, int):
+            if node not in _INT64:
+                errors.append({"field": at, "message": f"{name} must be an integer that fits in 64 bits"})
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                child_at = f"{at}.{_printable(key)}"
+                if _NUL in key:
+                    errors.append({"field": child_at, "message": f"{_printable(key)} {NUL_PREDICATE}"})
+                stack.append((child, child_at))
+        elif isinstance(node, list):
+            stack.extend((child, f"{at}[{i}]") for i, child in enumerate(node))
+    errors.sort(key=lambda e: e["field"])
+    return errors
+
+
+def may_be_unportable(body: bytes) -> bool:
+    """A cheap scan of the raw JSON: can it hold a NUL escape or an integer beyond 64 bits?
+    (19 or more digits in a row; most such runs are inside strings, which the full check clears.)"""
+    return b"\\u0000" in body or _LONG_DIGITS.search(body) is not None
+
+
+_LONG_DIGITS = re.compile(rb"[0-9]{19,}")
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:
