@@ -68,6 +68,11 @@ class ConsumerSettings:
         KafkaError,
         asyncpg.PostgresConnectionError,
         asyncpg.exceptions.ConnectionDoesNotExistError,
+        # The server is starting up (crash recovery), shutting down, or restarting after a crash
+        # of one of its processes: SQLSTATE 57P03, 57P01, 57P02.
+        asyncpg.CannotConnectNowError,
+        asyncpg.AdminShutdownError,
+        asyncpg.CrashShutdownError,
     )
     transient_window_s: float = 900.0
 
