@@ -191,7 +191,7 @@ async def throughput_phase(db_url: str, processes: int, calls: int, stamp: str, 
         meter.start()
         t0 = time.monotonic()
         await publish(prefix + TOPIC_INGESTED, records)
-        outcome = await watch(prefix, calls, "fetcher")
+        outcome = await watch(prefix, calls, prefix + "fetcher")
         elapsed = time.monotonic() - t0
         cpu = meter.stop()
     finally:
@@ -246,7 +246,7 @@ async def memory_phase(db_url: str, stamp: str, server: str, big_bytes: int) -> 
         raw = raw.replace(b"/r/9000000.mp3", b"/big.wav")
         t0 = time.monotonic()
         await publish(prefix + TOPIC_INGESTED, [(key, raw)])
-        watcher = asyncio.create_task(watch(prefix, 1, "fetcher", limit_s=1800))
+        watcher = asyncio.create_task(watch(prefix, 1, prefix + "fetcher", limit_s=1800))
         while not watcher.done():
             pids = tree(proc.pid)
             peak_main = max(peak_main, rss_mb(pids[0]) if pids else 0.0)

@@ -194,3 +194,19 @@ def failed_event(event: CallFetched, failure: AnalyzeFailed) -> CallFailed:
             ingested=event.payload.ingested,
         ),
     )
+
+
+def gave_up(event: AnyEvent, exc: BaseException) -> list[AnyEvent]:
+    """What a call becomes when the consumer runtime gives up on its message (dead-lettered after
+    its retries): a failure the partner is told about, never a silent stop. The cause stays in the
+    logs and the dead-letter topic, not in the event."""
+    if not isinstance(event, CallFetched):
+        return []
+    return [
+        failed_event(
+            event,
+            AnalyzeFailed(
+                "internal_error", "The call could not be analysed because of an internal error.", retryable=True
+            ),
+        )
+    ]

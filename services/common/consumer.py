@@ -9,8 +9,10 @@ At least once, never past an unfinished message:
 - a handler's output events are published (``acks=all``) before its message counts as finished.
 - a failure is retried with exponential backoff. Transient failures (infrastructure down) are
   retried until they pass, stalling only their key; anything else is retried ``max_attempts``
-  times, then the message goes to the dead-letter topic with the error, and the partition
-  moves on. An undecodable message goes to the dead-letter topic at once.
+  times (transient failures do not count), then the message goes to the dead-letter topic with
+  the error, the service's give-up events (its ``calls.failed.v1``) are published so the call
+  still ends somewhere, and the partition moves on. An undecodable message goes to the
+  dead-letter topic at once.
 - on rebalance, the revoked partitions' in-flight work gets a grace period, the finished prefix
   is committed, and the rest is abandoned to the next owner. ``CommitFailedError`` (the group
   moved on) is logged, not fatal: the next owner resumes from the last commit.
@@ -41,6 +43,7 @@ from schemas.events import TOPICS, AnyEvent, dump_event, parse_event
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AnyEvent], Awaitable[Sequence[AnyEvent]]]
+GiveUp = Callable[[AnyEvent, BaseException], Sequence[AnyEvent]]
 
 
 @dataclass
@@ -75,6 +78,10 @@ class ConsumerSettings:
         asyncpg.CrashShutdownError,
     )
     transient_window_s: float = 900.0
+    # The events that tell the world a decoded message was given up on (dead-lettered after its
+    # retries), e.g. the service's ``calls.failed.v1``; published before the message is committed,
+    # so the call still reaches a final state and the partner hears of it.
+    on_give_up: GiveUp | None = None
 
 
 @dataclass
@@ -248,7 +255,7 @@ class ConsumerRuntime:
             except (ValidationError, ValueError) as exc:
                 await self._dead_letter(record, exc, attempts=0)
                 return
-            attempt = 0
+            attempt = hard_failures = 0
             first_failure: float | None = None
             while True:
                 attempt += 1
@@ -265,8 +272,12 @@ class ConsumerRuntime:
                     transient = isinstance(exc, self._s.transient) and (
                         time.monotonic() - first_failure < self._s.transient_window_s
                     )
-                    if not transient and attempt >= self._s.max_attempts:
+                    # Only failures that say something about the message count: after an outage
+                    # its retries must not have used up the attempts of the next, real, error.
+                    hard_failures += 0 if transient else 1
+                    if not transient and hard_failures >= self._s.max_attempts:
                         await self._dead_letter(record, exc, attempt)
+                        await self._give_up(event, exc)
                         return
                     delay = min(self._s.retry_max_s, self._s.retry_base_s * 2 ** (attempt - 1))
                     delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
@@ -291,6 +302,21 @@ class ConsumerRuntime:
         ]
         await asyncio.gather(*acks)
         self.stats.published += len(events)
+
+    async def _give_up(self, event: AnyEvent, exc: BaseException) -> None:
+        """Publish what the service says a given-up message ends as; retried until Kafka has it."""
+        if self._s.on_give_up is None:
+            return
+        events = self._s.on_give_up(event, exc)
+        delay = 0.5
+        while True:
+            try:
+                await self._publish(events)
+                return
+            except KafkaError as send_error:
+                log.warning("give-up events not published; retrying", extra={"error": type(send_error).__name__})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def _dead_letter(self, record: ConsumerRecord, exc: BaseException, attempts: int) -> None:
         """Park a message that cannot be processed; retried until the dead-letter topic has it,

@@ -136,9 +136,10 @@ def create_app(settings: FetcherSettings | None = None) -> FastAPI:
                 pool,
                 ConsumerSettings(
                     bootstrap_servers=settings.kafka_bootstrap_servers,
-                    group_id=settings.group_id,
+                    group_id=settings.topic(settings.group_id),
                     topics=[settings.topic(TOPIC_INGESTED)],
                     dead_letter_topic=dead_letter_topic(settings),
+                    on_give_up=handlers.gave_up,
                     topic_prefix=settings.kafka_topic_prefix,
                     client_id="fetcher",
                     concurrency=settings.concurrency,

@@ -296,3 +296,19 @@ def failed_event(event: CallIngested, failure: FetchFailed) -> CallFailed:
             ingested=event.payload,
         ),
     )
+
+
+def gave_up(event: AnyEvent, exc: BaseException) -> list[AnyEvent]:
+    """What a call becomes when the consumer runtime gives up on its message (dead-lettered after
+    its retries): a failure the partner is told about, never a silent stop. The cause stays in the
+    logs and the dead-letter topic, not in the event."""
+    if not isinstance(event, CallIngested):
+        return []
+    return [
+        failed_event(
+            event,
+            FetchFailed(
+                "internal_error", "The recording could not be fetched because of an internal error.", retryable=True
+            ),
+        )
+    ]

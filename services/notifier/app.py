@@ -140,7 +140,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
                 pool,
                 ConsumerSettings(
                     bootstrap_servers=bootstrap,
-                    group_id=settings.group_id,
+                    group_id=settings.topic(settings.group_id),
                     topics=[settings.topic(name) for name in CONSUMED],
                     dead_letter_topic=dead_letter_topic(settings),
                     topic_prefix=settings.kafka_topic_prefix,

@@ -584,7 +584,7 @@ async def test_a_stalled_message_is_not_skipped_by_the_commit(
                     # Several commit intervals (1 s) after the later calls finished, the group's
                     # position is still the stalled call's offset (0), not past the later ones.
                     await asyncio.sleep(3)
-                    assert await committed_offset(bootstrap, group, tp) == 0
+                    assert await committed_offset(bootstrap, settings.topic(group), tp) == 0
                     assert stalled.call_id not in events.fetched
 
                     await asyncio.to_thread(running.kill, "fetcher")
@@ -595,7 +595,7 @@ async def test_a_stalled_message_is_not_skipped_by_the_commit(
                         lambda: sum(len(events.fetched[c]) for c in ids) >= 10, 30, "the later calls' redelivery"
                     )
                     await asyncio.sleep(2)  # anything extra would show up by now
-                    final = await committed_offset(bootstrap, group, tp)
+                    final = await committed_offset(bootstrap, settings.topic(group), tp)
         finally:
             await producer.stop()
 

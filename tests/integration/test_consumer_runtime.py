@@ -12,9 +12,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from schemas.events import TOPIC_FAILED, TOPIC_INGESTED, AnyEvent, CallFailed, dump_event
+from schemas.events import TOPIC_FAILED, TOPIC_INGESTED, AnyEvent, CallFailed, dump_event, parse_event
 from services.common.consumer import ConsumerRuntime, ConsumerSettings
 from services.common.kafka import TopicSpec, ensure_topics, make_producer
+from services.fetcher import handlers as fetcher_handlers
 from tests.factories import ingested_event
 from tests.support.gateway import wait_until
 from tests.support.infra import Infra
@@ -308,3 +309,50 @@ async def test_two_members_share_the_partitions(infra, topics, topic_prefix, pro
     await b.stop()
     assert by_member["a"] and by_member["b"], "one member did all the work"
     assert await committed(infra.kafka_bootstrap, s.group_id) == await end_offsets(infra.kafka_bootstrap, topics["in"])
+
+
+async def test_an_outage_does_not_use_up_the_attempts_of_the_next_real_error(
+    infra, topics, topic_prefix, producer
+) -> None:
+    # Four transient failures (more than max_attempts=3), then one real error, then success: the
+    # outage's failures must not count, so the real error is retried rather than dead-lettered.
+    outcomes: list[BaseException | None] = [ConnectionRefusedError("database restarting")] * 4
+    outcomes += [ValueError("a bug that a retry gets past"), None]
+    done = asyncio.Event()
+
+    async def handler(event: AnyEvent) -> list[AnyEvent]:
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        done.set()
+        return []
+
+    runtime = ConsumerRuntime(settings(infra, topics, topic_prefix), handler, producer)
+    await publish(producer, topics["in"], [ingested_event()])
+    await runtime.start()
+    await asyncio.wait_for(done.wait(), 30)
+    await runtime.stop()
+    assert runtime.stats.dead_lettered == 0
+    assert runtime.stats.failed_attempts == 5
+
+
+async def test_a_given_up_call_still_ends_as_failed(infra, topics, topic_prefix, producer) -> None:
+    # The fetcher's give-up rule: a dead-lettered call is published as calls.failed (stage fetch),
+    # so it reaches a final state and its partner gets a failure callback.
+    event = ingested_event("poison")
+
+    async def handler(event: AnyEvent) -> list[AnyEvent]:
+        raise ValueError("cannot handle this one")
+
+    s = settings(infra, topics, topic_prefix, on_give_up=fetcher_handlers.gave_up)
+    runtime = ConsumerRuntime(s, handler, producer)
+    await publish(producer, topics["in"], [event])
+    await runtime.start()
+    [failed] = await consume(infra.kafka_bootstrap, topic_prefix + TOPIC_FAILED, 1, timeout=30)
+    await runtime.stop()
+    parsed = parse_event(failed.value)
+    assert isinstance(parsed, CallFailed) and parsed.call_id == "poison"
+    assert (parsed.payload.stage, parsed.payload.code, parsed.payload.retryable) == ("fetch", "internal_error", True)
+    assert "cannot handle" not in parsed.payload.message  # the cause stays in the logs and the DLQ
+    assert parsed.payload.ingested == event.payload
+    assert runtime.stats.dead_lettered == 1

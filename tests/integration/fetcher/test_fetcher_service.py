@@ -137,5 +137,5 @@ async def test_a_poison_message_is_dead_lettered_and_the_partition_keeps_flowing
         dead = await consume(infra.kafka_bootstrap, f"{topic}.fetcher.dlq", 1, timeout=60)
         fetched = await consume(infra.kafka_bootstrap, topic_prefix + TOPIC_FETCHED, 1, timeout=60)
     assert dead[0].value == b"\x00 not an event"
-    assert dict(dead[0].headers)["dlq-consumer-group"] == b"fetcher"
+    assert dict(dead[0].headers)["dlq-consumer-group"] == f"{topic_prefix}fetcher".encode()
     assert parse_event(fetched[0].value).call_id == after.call_id
