@@ -220,6 +220,9 @@ def main() -> int:
         "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
         "KAFKA_TOPIC_PREFIX": prefix,
         "DB_POOL_MAX_SIZE": "10",
+        # API pods as the chart deploys them: the status read model runs in its own Deployment.
+        # GATEWAY_READ_MODEL_ENABLED=true in the environment measures it inside the API instead.
+        "GATEWAY_READ_MODEL_ENABLED": os.environ.get("GATEWAY_READ_MODEL_ENABLED", "false"),
     }
     groups_base = {"kafka": lambda: [kafka.pid() or 0]}
 

@@ -139,7 +139,7 @@ def read_model_worker(settings: GatewaySettings, repo: GatewayRepository) -> Kaf
             client_id="gateway-read-model",
             concurrency=settings.read_model_concurrency,
         ),
-        functools.partial(read_model.project, store=repo),
+        functools.partial(read_model.project, store=read_model.BatchingStore(repo)),
         topics=[TopicSpec(settings.topic(t), partitions, replicas) for t in READ_MODEL_TOPICS]
         + [TopicSpec(dead_letter, partitions, replicas)],
     )
@@ -172,7 +172,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 settings.database_url,
                 settings.db_schema,
                 min_size=1,
-                max_size=settings.read_model_concurrency,
+                # Batches need few connections; a failed batch retries its changes one by one.
+                max_size=min(settings.read_model_concurrency, 4),
                 app_name="gateway-read-model",
             )
             worker = read_model_worker(settings, GatewayRepository(model_pool))

@@ -37,5 +37,5 @@ class GatewaySettings(ServiceSettings):
         "gateway-read-model", description="consumer group of the read model; KAFKA_TOPIC_PREFIX is prepended"
     )
     read_model_concurrency: int = Field(
-        8, ge=1, description="events folded at once per process, each on a connection of the read model's own pool"
+        64, ge=1, description="events in flight per process; those in flight together are folded in one transaction"
     )

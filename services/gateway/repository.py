@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -207,6 +208,51 @@ ON CONFLICT DO NOTHING
 """
 
 
+def _has_attempt(d: DeliveryChange) -> bool:
+    return d.attempt_number is not None and d.attempt_started_at is not None
+
+
+def _change_args(change: StatusChange, d: DeliveryChange | None) -> tuple[Any, ...]:
+    return (
+        change.partner_id,
+        change.call_id,
+        change.tenant_id,
+        change.subtenant_id,
+        change.agent_id,
+        change.callback_url,
+        change.status,
+        STATUS_RANK[change.status],
+        change.received_at,
+        change.at,
+        change.intent,
+        change.quality_score,
+        change.result,
+        change.error,
+        d.delivery_id if d else None,
+        d.kind if d else None,
+        d.state if d else None,
+        d.url if d else None,
+        d.next_attempt_at if d else None,
+        d.at if d else None,
+        d.error if d else None,
+    )
+
+
+def _attempt_args(change: StatusChange, d: DeliveryChange) -> tuple[Any, ...]:
+    return (
+        change.partner_id,
+        change.call_id,
+        d.delivery_id,
+        d.attempt_number,
+        d.kind,
+        d.url,
+        d.attempt_started_at,
+        d.attempt_status_code,
+        d.attempt_latency_ms,
+        d.attempt_error,
+    )
+
+
 class GatewayRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -288,50 +334,24 @@ class GatewayRepository:
 
     # -- status read model ---------------------------------------------------------------------
 
+    async def apply_changes(self, changes: Sequence[tuple[StatusChange, DeliveryChange | None]]) -> None:
+        """Fold several events in one transaction (statements pipelined, one commit)."""
+        rows = [_change_args(change, delivery) for change, delivery in changes]
+        attempts = [_attempt_args(change, d) for change, d in changes if d is not None and _has_attempt(d)]
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.executemany(_APPLY_CHANGE, rows)
+            if attempts:
+                await conn.executemany(_RECORD_ATTEMPT, attempts)
+
     async def apply_change(self, change: StatusChange, delivery: DeliveryChange | None = None) -> None:
         """Fold one event into the read model (idempotent, order-independent; see ``_APPLY_CHANGE``)."""
-        d = delivery
-        args = (
-            change.partner_id,
-            change.call_id,
-            change.tenant_id,
-            change.subtenant_id,
-            change.agent_id,
-            change.callback_url,
-            change.status,
-            STATUS_RANK[change.status],
-            change.received_at,
-            change.at,
-            change.intent,
-            change.quality_score,
-            change.result,
-            change.error,
-            d.delivery_id if d else None,
-            d.kind if d else None,
-            d.state if d else None,
-            d.url if d else None,
-            d.next_attempt_at if d else None,
-            d.at if d else None,
-            d.error if d else None,
-        )
-        if d is None or d.attempt_number is None or d.attempt_started_at is None:
+        args = _change_args(change, delivery)
+        if delivery is None or not _has_attempt(delivery):
             await self._pool.execute(_APPLY_CHANGE, *args)
             return
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(_APPLY_CHANGE, *args)
-            await conn.execute(
-                _RECORD_ATTEMPT,
-                change.partner_id,
-                change.call_id,
-                d.delivery_id,
-                d.attempt_number,
-                d.kind,
-                d.url,
-                d.attempt_started_at,
-                d.attempt_status_code,
-                d.attempt_latency_ms,
-                d.attempt_error,
-            )
+            await conn.execute(_RECORD_ATTEMPT, *_attempt_args(change, delivery))
 
     async def find_call(
         self, partner_id: str, call_id: str, tenant_id: str, subtenant_id: str | None

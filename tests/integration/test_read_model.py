@@ -3,6 +3,8 @@ any number of times, callback attempts, and the ingestion ledger for calls not c
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import itertools
 import random
 import uuid
@@ -14,9 +16,9 @@ import pytest
 from pydantic import SecretStr
 
 from services.common.db import create_pool
-from services.gateway import handlers
+from services.gateway import handlers, read_model
 from services.gateway.errors import CallNotFound
-from services.gateway.read_model import RESULT_FIELDS, project
+from services.gateway.read_model import RESULT_FIELDS, BatchingStore, project
 from services.gateway.repository import GatewayRepository, NewCall
 from tests.support.status_events import analyzed, at, delivery, failed, fetched, ingested, lifecycle, started
 
@@ -296,3 +298,39 @@ async def test_every_order_of_the_middle_stages_ends_analyzing(
     data = await view(repo, partner, call.call_id)
     assert data["status"] == "analyzing"
     assert [data["timestamps"][k] for k in ("fetching", "fetched", "analyzing")] == [iso(at(s)) for s in (1, 2, 3)]
+
+
+async def test_events_folded_together_in_batches_give_the_same_views(
+    repo: GatewayRepository, partner: handlers.Partner
+) -> None:
+    # Many calls' events, all at once and in any order, through the batching store the consumer
+    # uses: the same views as folding one event at a time.
+    reference_call = ingested(partner.partner_id)
+    await fold(repo, *lifecycle(reference_call))
+    reference = await view(repo, partner, reference_call.call_id)
+    calls = [ingested(partner.partner_id) for _ in range(20)]
+    events = [e for call in calls for e in lifecycle(call)] * 2
+    random.Random(11).shuffle(events)
+    store = BatchingStore(repo, max_batch=32)
+    assert all(r == [] for r in await asyncio.gather(*(project(e, store) for e in events)))
+    for call in calls:
+        data = await view(repo, partner, call.call_id)
+        assert {**data, "call_id": None, "result": None} == {**reference, "call_id": None, "result": None}
+
+
+async def test_one_bad_change_fails_only_its_own_event(repo: GatewayRepository, partner: handlers.Partner) -> None:
+    good = [ingested(partner.partner_id) for _ in range(5)]
+    bad = ingested(partner.partner_id)
+    store = BatchingStore(repo, max_batch=100, max_delay_s=0.05)
+    changes = [read_model.changes_of(e) for e in [*good, bad]]
+    assert all(c is not None for c in changes)
+    broken = dataclasses.replace(changes[-1][0], status="no such status")  # type: ignore[index]
+    outcomes = await asyncio.gather(
+        *(store.apply_change(*c) for c in changes[:-1]),  # type: ignore[misc]
+        store.apply_change(broken),
+        return_exceptions=True,
+    )
+    assert outcomes[:-1] == [None] * 5
+    assert isinstance(outcomes[-1], KeyError)
+    for call in good:
+        assert (await view(repo, partner, call.call_id))["status"] == "received"
