@@ -3,7 +3,9 @@ its tenant's configuration, and say what came of it.
 
 ``handle_fetched`` takes its dependencies as arguments and returns the events to publish; the
 consumer runtime does the Kafka side. It is idempotent: a redelivered event is answered with the
-analysis already published (same event id), without transcribing again.
+analysis already published (same event id), without transcribing again. An engine endpoint
+that does not answer (``asr_unavailable``, ``llm_unavailable``) raises ``DependencyUnavailable``:
+the call waits for it, retried like a database outage, rather than failing.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from services.analyzer.asr import AsrError, AsrRequest, AsrResult, Transcriber
 from services.analyzer.errors import AnalyzeFailed
 from services.analyzer.repository import AnalyzerRepository
 from services.common.blobs import BlobError, BlobStore
+from services.common.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,10 @@ SOURCE = "analyzer"
 _EVENT_NAMESPACE = uuid.UUID("0c8e3d2a-5b71-4f0e-9d64-7a1e2b3c4d5f")
 # ASR failures that another attempt may fix (a crashed worker, an overloaded endpoint).
 _RETRY_ASR = {"asr_failed"}
-_RETRYABLE = {"asr_timeout", "asr_failed", "asr_unavailable", "llm_unavailable"}
+_RETRYABLE = {"asr_timeout", "asr_failed"}
+# The configured engine or endpoint is not answering (down, overloaded, refusing our key): the
+# call waits for it, retried by the consumer runtime like a database outage, instead of failing.
+_OUTAGE = {"asr_unavailable", "llm_unavailable"}
 #: Publishes a progress event, best-effort (wired to the worker's producer).
 Announce = Callable[[AnyEvent], Awaitable[None]]
 ANNOUNCE_TIMEOUT_S = 5.0
@@ -128,6 +134,8 @@ async def analyze_call(event: CallFetched, deps: AnalyzeDeps) -> CallAnalyzed:
             )
         )
     except AnalysisError as exc:
+        if exc.code in _OUTAGE:
+            raise DependencyUnavailable(exc.message) from exc
         raise AnalyzeFailed(exc.code, exc.message, retryable=exc.retryable) from None
     engine = deps.analysis
     return CallAnalyzed(
@@ -171,6 +179,8 @@ async def transcribe(event: CallFetched, deps: AnalyzeDeps, speakers: tuple[Spea
                 "blob_missing", f"the stored recording cannot be read: {exc}", retryable=False
             ) from None
         except AsrError as exc:
+            if exc.code in _OUTAGE:
+                raise DependencyUnavailable(str(exc)) from exc
             if exc.code in _RETRY_ASR and attempt < deps.asr_attempts:
                 await asyncio.sleep(0.5 * attempt)
                 continue

@@ -39,6 +39,7 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from pydantic import ValidationError
 
 from schemas.events import TOPICS, AnyEvent, dump_event, parse_event
+from services.common.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class ConsumerSettings:
         asyncpg.CannotConnectNowError,
         asyncpg.AdminShutdownError,
         asyncpg.CrashShutdownError,
+        DependencyUnavailable,
     )
     transient_window_s: float = 900.0
     # The events that tell the world a decoded message was given up on (dead-lettered after its

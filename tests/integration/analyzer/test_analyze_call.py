@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from services.analyzer.handlers import AnalyzeDeps, handle_fetched
 from services.analyzer.repository import AnalyzerRepository
 from services.common.blobs import FilesystemBlobStore, sha256_of
 from services.common.db import create_pool
+from services.common.errors import DependencyUnavailable
 from tests.factories import fetched_event, ingested_event
 from tests.support import audio
 
@@ -254,3 +256,25 @@ async def test_a_missing_blob_fails_with_stage_analyze(deps: AnalyzeDeps) -> Non
         path.unlink()
     [result] = await handle_fetched(event, deps)
     assert isinstance(result, CallFailed) and result.payload.code == "blob_missing"
+
+
+async def test_an_llm_endpoint_that_is_down_delays_the_call_instead_of_failing_it(deps: AnalyzeDeps) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    engine = create_analysis_engine(
+        AnalysisSettings(
+            engine="llm", llm_base_url=f"http://127.0.0.1:{port}/v1", llm_model="m", llm_retry_backoff_s=0.01
+        )
+    )
+    call = audio.render_conversation(audio.SCRIPTS["interested"][:2], stereo=True)
+    event = await fetched(deps, audio.encode(call, "mp3"), 2, duration_s=call.duration_s)
+    try:
+        with pytest.raises(DependencyUnavailable):
+            await handle_fetched(event, dataclasses.replace(deps, analysis=engine))
+    finally:
+        await engine.close()
+    # Nothing recorded: once the endpoint is back, the redelivered event is analysed for real.
+    assert await deps.repo.find(event.partner_id, event.call_id) is None
+    [result] = await handle_fetched(event, deps)
+    assert isinstance(result, CallAnalyzed)
