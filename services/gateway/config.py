@@ -37,5 +37,5 @@ class GatewaySettings(ServiceSettings):
         "gateway-read-model", description="consumer group of the read model; KAFKA_TOPIC_PREFIX is prepended"
     )
     read_model_concurrency: int = Field(
-        64, ge=1, description="events in flight per process; those in flight together are folded in one transaction"
+        1024, ge=1, description="events in flight per process; those in flight together are folded in one transaction"
     )
