@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeAlias
 from uuid import UUID
 
@@ -254,6 +254,20 @@ TOPICS: dict[type[_Envelope], str] = {
 
 # mypy reads the Annotated union as a value, not a type form; pydantic accepts it.
 _EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(Event)  # type: ignore[arg-type]
+
+
+def follow_up(event: _Envelope, *, event_id: UUID, source: str) -> dict[str, Any]:
+    """The envelope of an event that follows ``event`` for the same call: its own id and time,
+    the same tenancy and call id. Use as ``CallFetched(**follow_up(...), payload=...)``."""
+    return {
+        "event_id": event_id,
+        "occurred_at": datetime.now(UTC),
+        "partner_id": event.partner_id,
+        "tenant_id": event.tenant_id,
+        "subtenant_id": event.subtenant_id,
+        "call_id": event.call_id,
+        "source": source,
+    }
 
 
 def parse_event(raw: bytes | str) -> AnyEvent:

@@ -8,7 +8,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.events import CallFetched, CallFetchedPayload, encode_call_ingested, new_event_ids, parse_event
+from schemas.analysis import Bant, Chapter, EngineInfo, Intent, Qualification, QualityItem, TranscriptSegment
+from schemas.events import (
+    AudioStats,
+    CallAnalyzedPayload,
+    CallFetched,
+    CallFetchedPayload,
+    CallIngestedPayload,
+    encode_call_ingested,
+    follow_up,
+    new_event_ids,
+    parse_event,
+)
 
 _seq = itertools.count(1)
 
@@ -92,13 +103,7 @@ def fetched_event(
 ) -> CallFetched:
     """The ``CallFetched`` event the fetcher publishes once ``ingested``'s recording is stored."""
     return CallFetched(
-        event_id=uuid.uuid4(),
-        occurred_at=datetime.now(UTC),
-        partner_id=ingested.partner_id,
-        tenant_id=ingested.tenant_id,
-        subtenant_id=ingested.subtenant_id,
-        call_id=ingested.call_id,
-        source="fetcher",
+        **follow_up(ingested, event_id=uuid.uuid4(), source="fetcher"),
         payload=CallFetchedPayload(
             ingested=ingested.payload,
             blob_uri=blob_uri,
@@ -110,4 +115,64 @@ def fetched_event(
             channels=channels,
             sample_rate=sample_rate,
         ),
+    )
+
+
+def analysis_payload(
+    ingested: CallIngestedPayload, *, intent: Intent = "INTERESTED", quality_score: float | None = 42.0
+) -> CallAnalyzedPayload:
+    """A ``calls.analyzed.v1`` payload shaped like the spec's example callback (two chapters, a
+    fatal parameter scored 2.5 of 10, a budget cue and no authority cue)."""
+    return CallAnalyzedPayload(
+        intent=intent,
+        intent_justification="The customer asked for a demo next week (00:42).",
+        quality_score=quality_score,
+        summary=[
+            Chapter(chapter_name="Introduction", chapter_summary="Greetings and the agenda."),
+            Chapter(chapter_name="Webhook Challenges", chapter_summary="Date formats and agent ids."),
+        ],
+        bant=Bant(
+            needs="- Flexible webhook parameters",
+            objection="- No email notifications",
+            concern_categories="Functionality",
+            objection_handling="- Proposed an email id in the callback",
+            budget="$10,000",
+            authority=None,
+            timeline="next quarter",
+        ),
+        qualification=[
+            Qualification(label="Needs", answer="Flexible webhooks."),
+            Qualification(label="Objection", answer="No email updates."),
+            Qualification(label="Objection Handling", answer="Email id in the callback."),
+        ],
+        quality=[
+            QualityItem(
+                justification="The agenda was stated.",
+                suggestion="Keep stating the agenda.",
+                parameter_name="Setting Context",
+                inference_score=10.0,
+                parameter_score=10.0,
+                is_fatal=False,
+            ),
+            QualityItem(
+                justification="The audit feature was not explained.",
+                suggestion="Explain the audit feature.",
+                parameter_name="USP Audits",
+                inference_score=2.5,
+                parameter_score=10.0,
+                is_fatal=True,
+            ),
+        ],
+        transcript=[TranscriptSegment(speaker="agent", start=0.0, end=2.5, text="Hello, this is Ann from Acme.")],
+        engines=EngineInfo(
+            asr_engine="pocketsphinx",
+            asr_model="en-us",
+            asr_version="5",
+            analysis_engine="builtin",
+            analysis_model="builtin",
+            analysis_version="1",
+        ),
+        audio=AudioStats(duration_s=60.0, speech_s=40.0, channels=2),
+        config_id="cfg_0123456789abcdef",
+        ingested=ingested,
     )

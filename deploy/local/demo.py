@@ -148,12 +148,13 @@ async def demo() -> int:
         "x-tenant-id": creds["TENANT_ID"],
         "x-sub-tenant-id": creds["SUBTENANT_ID"],
     }
-    webhook = Webhook(signing_secret(creds["PARTNER_ID"]))
+    webhook = Webhook(await asyncio.to_thread(signing_secret, creds["PARTNER_ID"]))
     servers = Servers()
+    say("Rendering three sales calls with festival ...")
+    # Speech synthesis and encoding are slow and blocking: done before the servers run.
+    body, about = await asyncio.to_thread(batch, servers, uuid.uuid4().hex[:6])
     await servers.start()
     try:
-        say("Rendering three sales calls with festival ...")
-        body, about = batch(servers, uuid.uuid4().hex[:6])
         async with httpx.AsyncClient(base_url=GATEWAY_URL, timeout=30) as client:
             response = await client.post("/api/v1/partner/ingest/batch-call", json=body, headers=headers)
             say(f"\nPOST /api/v1/partner/ingest/batch-call -> {response.status_code} {response.text}")

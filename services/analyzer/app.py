@@ -4,49 +4,27 @@ opened in the lifespan and closed on the way out."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from schemas.events import TOPIC_ANALYZED, TOPIC_FAILED, TOPIC_FETCHED, TOPIC_PROGRESS, AnyEvent, dump_event
+from schemas.events import TOPIC_ANALYZED, TOPIC_FAILED, TOPIC_FETCHED, TOPIC_PROGRESS
 from services.analyzer import handlers
 from services.analyzer.analysis import AnalysisSettings, create_analysis_engine
 from services.analyzer.asr import AsrSettings, create_transcriber
 from services.analyzer.config import AnalyzerSettings
 from services.analyzer.repository import AnalyzerRepository
 from services.common.blobs import open_blob_store
-from services.common.consumer import ConsumerSettings
-from services.common.db import create_pool
 from services.common.kafka import TopicSpec
 from services.common.logging import configure_logging
-from services.common.worker import KafkaWorker, host_worker, worker_app
+from services.common.progress import progress_announcer
+from services.common.worker import consumer_settings, host_worker, open_worker_pool, worker_app
 
 log = logging.getLogger("services.analyzer")
-
-
-def progress_announcer(app: FastAPI, topic: str) -> Callable[[AnyEvent], Awaitable[None]]:
-    """``announce`` for the handlers: sends a progress event with the worker's producer without
-    waiting for Kafka's ack (progress is best-effort and must not slow the call down); a send that
-    fails later is logged at warning."""
-
-    def sent(ack: asyncio.Future[object]) -> None:
-        if not ack.cancelled() and ack.exception() is not None:
-            log.warning("progress event not published", extra={"error": type(ack.exception()).__name__})
-
-    async def announce(event: AnyEvent) -> None:
-        worker: KafkaWorker | None = getattr(app.state, "worker", None)
-        producer = worker.producer if worker is not None else None
-        if producer is None:
-            raise RuntimeError("the worker's producer is not started")
-        ack = await producer.send(topic, dump_event(event), key=event.key())
-        ack.add_done_callback(sent)
-
-    return announce
 
 
 def dead_letter_topic(settings: AnalyzerSettings) -> str:
@@ -91,14 +69,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            pool = await create_pool(
-                settings.database_url,
-                settings.db_schema,
-                min_size=1,
-                max_size=settings.db_pool_max_size,
-                app_name="analyzer",
-            )
-            stack.push_async_callback(pool.close)
+            pool = await open_worker_pool(stack, settings, "analyzer")
             blobs = await open_blob_store(settings, settings.spool_dir)
             stack.push_async_callback(blobs.close)
             transcriber = create_transcriber(asr_settings(settings))
@@ -118,18 +89,13 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
                 stack,
                 app,
                 pool,
-                ConsumerSettings(
-                    bootstrap_servers=settings.kafka_bootstrap_servers,
-                    group_id=settings.topic(settings.group_id),
-                    topics=[settings.topic(TOPIC_FETCHED)],
+                consumer_settings(
+                    settings,
+                    topics=[TOPIC_FETCHED],
                     dead_letter_topic=dead_letter_topic(settings),
-                    on_give_up=handlers.gave_up,
-                    topic_prefix=settings.kafka_topic_prefix,
                     client_id="analyzer",
                     concurrency=settings.in_flight,
-                    max_attempts=settings.max_attempts,
-                    session_timeout_ms=settings.session_timeout_ms,
-                    heartbeat_interval_ms=min(3_000, settings.session_timeout_ms // 3),
+                    on_give_up=handlers.gave_up,
                 ),
                 functools.partial(handlers.handle_fetched, deps=deps),
                 topics=[

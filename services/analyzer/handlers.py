@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from schemas.analysis import DEFAULT_CONFIG, ConfigSnapshot, EngineInfo, Speaker
 from schemas.events import (
@@ -26,8 +24,7 @@ from schemas.events import (
     CallFailed,
     CallFailedPayload,
     CallFetched,
-    CallStageStarted,
-    CallStageStartedPayload,
+    follow_up,
 )
 from services.analyzer.analysis import AnalysisEngine, AnalysisError, AnalysisInput
 from services.analyzer.asr import AsrError, AsrRequest, AsrResult, Transcriber
@@ -35,6 +32,7 @@ from services.analyzer.errors import AnalyzeFailed
 from services.analyzer.repository import AnalyzerRepository
 from services.common.blobs import BlobError, BlobStore
 from services.common.errors import DependencyUnavailable
+from services.common.progress import Announce, announce_stage
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +44,6 @@ _RETRYABLE = {"asr_timeout", "asr_failed"}
 # The configured engine or endpoint is not answering (down, overloaded, refusing our key): the
 # call waits for it, retried by the consumer runtime like a database outage, instead of failing.
 _OUTAGE = {"asr_unavailable", "llm_unavailable"}
-#: Publishes a progress event, best-effort (wired to the worker's producer).
-Announce = Callable[[AnyEvent], Awaitable[None]]
-ANNOUNCE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -87,7 +82,9 @@ async def handle_fetched(event: AnyEvent, deps: AnalyzeDeps) -> list[AnyEvent]:
     published = await deps.repo.find(event.partner_id, event.call_id)
     if published is not None:
         return [CallAnalyzed.model_validate(published)]
-    await announce_started(event, deps.announce)
+    await announce_stage(
+        event, "analyze", deps.announce, event_id=event_id(event, "call.stage_started/analyze"), source=SOURCE
+    )
     try:
         analyzed = await analyze_call(event, deps)
     except AnalyzeFailed as failure:
@@ -98,30 +95,6 @@ async def handle_fetched(event: AnyEvent, deps: AnalyzeDeps) -> list[AnyEvent]:
         return [failed_event(event, failure)]
     await deps.repo.record(event.partner_id, event.call_id, analyzed.model_dump(mode="json"))
     return [analyzed]
-
-
-async def announce_started(event: CallFetched, announce: Announce | None) -> None:
-    """Publish ``calls.progress.v1`` (stage analyze), best-effort: progress is informative, so a
-    failure is logged and never fails or delays the call by more than ``ANNOUNCE_TIMEOUT_S``."""
-    if announce is None:
-        return
-    started = CallStageStarted(
-        event_id=event_id(event, "call.stage_started/analyze"),
-        occurred_at=datetime.now(UTC),
-        partner_id=event.partner_id,
-        tenant_id=event.tenant_id,
-        subtenant_id=event.subtenant_id,
-        call_id=event.call_id,
-        source=SOURCE,
-        payload=CallStageStartedPayload(stage="analyze"),
-    )
-    try:
-        await asyncio.wait_for(announce(started), ANNOUNCE_TIMEOUT_S)
-    except Exception as exc:
-        log.warning(
-            "progress event not published",
-            extra={"partner_id": event.partner_id, "call_id": event.call_id, "error": type(exc).__name__},
-        )
 
 
 async def analyze_call(event: CallFetched, deps: AnalyzeDeps) -> CallAnalyzed:
@@ -139,13 +112,7 @@ async def analyze_call(event: CallFetched, deps: AnalyzeDeps) -> CallAnalyzed:
         raise AnalyzeFailed(exc.code, exc.message, retryable=exc.retryable) from None
     engine = deps.analysis
     return CallAnalyzed(
-        event_id=event_id(event, "call.analyzed"),
-        occurred_at=datetime.now(UTC),
-        partner_id=event.partner_id,
-        tenant_id=event.tenant_id,
-        subtenant_id=event.subtenant_id,
-        call_id=event.call_id,
-        source=SOURCE,
+        **follow_up(event, event_id=event_id(event, "call.analyzed"), source=SOURCE),
         payload=CallAnalyzedPayload(
             **analysis.model_dump(),
             transcript=asr.segments,
@@ -189,13 +156,7 @@ async def transcribe(event: CallFetched, deps: AnalyzeDeps, speakers: tuple[Spea
 
 def failed_event(event: CallFetched, failure: AnalyzeFailed) -> CallFailed:
     return CallFailed(
-        event_id=event_id(event, "call.failed/analyze"),
-        occurred_at=datetime.now(UTC),
-        partner_id=event.partner_id,
-        tenant_id=event.tenant_id,
-        subtenant_id=event.subtenant_id,
-        call_id=event.call_id,
-        source=SOURCE,
+        **follow_up(event, event_id=event_id(event, "call.failed/analyze"), source=SOURCE),
         payload=CallFailedPayload(
             stage="analyze",
             code=failure.code,

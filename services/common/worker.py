@@ -7,15 +7,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
+from pydantic import SecretStr
 
-from services.common.consumer import ConsumerRuntime, ConsumerSettings, Handler
-from services.common.db import ping
+from services.common.consumer import ConsumerRuntime, ConsumerSettings, GiveUp, Handler
+from services.common.db import create_pool, ping
 from services.common.health import health_router
 from services.common.kafka import KafkaProbe, TopicSpec, ensure_topics, make_producer
 
@@ -105,6 +107,63 @@ async def host_worker(
     app.state.worker = worker
     app.state.readiness_checks = {"postgres": lambda: ping(pool), "kafka": probe.check, "consumer": consuming}
     return worker
+
+
+class WorkerConfig(Protocol):
+    """The settings every worker service has (its pydantic-settings class provides them)."""
+
+    @property
+    def kafka_bootstrap_servers(self) -> str: ...
+    @property
+    def kafka_topic_prefix(self) -> str: ...
+    @property
+    def group_id(self) -> str: ...
+    @property
+    def max_attempts(self) -> int: ...
+    @property
+    def session_timeout_ms(self) -> int: ...
+    @property
+    def database_url(self) -> SecretStr: ...
+    @property
+    def db_schema(self) -> str: ...
+    @property
+    def db_pool_max_size(self) -> int: ...
+    def topic(self, base: str) -> str: ...
+
+
+async def open_worker_pool(stack: contextlib.AsyncExitStack, settings: WorkerConfig, app_name: str) -> asyncpg.Pool:
+    """The service's PostgreSQL pool (its own schema), closed by ``stack``."""
+    pool = await create_pool(
+        settings.database_url, settings.db_schema, min_size=1, max_size=settings.db_pool_max_size, app_name=app_name
+    )
+    stack.push_async_callback(pool.close)
+    return pool
+
+
+def consumer_settings(
+    settings: WorkerConfig,
+    *,
+    topics: Sequence[str],
+    dead_letter_topic: str,
+    client_id: str,
+    concurrency: int,
+    on_give_up: GiveUp | None = None,
+) -> ConsumerSettings:
+    """The consumer runtime's settings for a worker: ``topics`` are base names (the prefix is
+    added, to them and to the group), heartbeats at a third of the session timeout."""
+    return ConsumerSettings(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=settings.topic(settings.group_id),
+        topics=[settings.topic(t) for t in topics],
+        dead_letter_topic=dead_letter_topic,
+        on_give_up=on_give_up,
+        topic_prefix=settings.kafka_topic_prefix,
+        client_id=client_id,
+        concurrency=concurrency,
+        max_attempts=settings.max_attempts,
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=min(3_000, settings.session_timeout_ms // 3),
+    )
 
 
 def worker_app(title: str, lifespan: Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]) -> FastAPI:

@@ -16,8 +16,6 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,11 +28,12 @@ from schemas.events import (
     CallFetched,
     CallFetchedPayload,
     CallIngested,
-    CallStageStarted,
-    CallStageStartedPayload,
+    follow_up,
 )
 from services.common import ssrf
 from services.common.blobs import BlobStore
+from services.common.http import parse_retry_after
+from services.common.progress import Announce, announce_stage
 from services.fetcher.errors import FetchFailed
 from services.fetcher.media import MediaInfo, MediaProblem
 from services.fetcher.repository import Fetch, FetcherRepository
@@ -46,9 +45,6 @@ _CHUNK = 256 * 1024
 _EVENT_NAMESPACE = uuid.UUID("6f1c2d0e-8a57-4c1b-9a3e-3b5f0c9d7e21")
 
 Probe = Callable[[Path], Awaitable[MediaInfo | MediaProblem]]
-#: Publishes a progress event, best-effort (wired to the worker's producer).
-Announce = Callable[[AnyEvent], Awaitable[None]]
-ANNOUNCE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -98,7 +94,9 @@ async def handle_ingested(event: AnyEvent, deps: FetchDeps) -> list[AnyEvent]:
     known = await deps.repo.find(event.partner_id, event.call_id)
     if known is not None and await deps.blobs.exists(known.sha256):
         return [fetched_event(event, known)]
-    await announce_started(event, deps.announce)
+    await announce_stage(
+        event, "fetch", deps.announce, event_id=event_id(event, "call.stage_started/fetch"), source=SOURCE
+    )
     try:
         fetch = await fetch_recording(event.payload.call.recording_url, deps)
     except FetchFailed as failure:
@@ -109,30 +107,6 @@ async def handle_ingested(event: AnyEvent, deps: FetchDeps) -> list[AnyEvent]:
         return [failed_event(event, failure)]
     await deps.repo.record(event.partner_id, event.call_id, fetch)
     return [fetched_event(event, fetch)]
-
-
-async def announce_started(event: CallIngested, announce: Announce | None) -> None:
-    """Publish ``calls.progress.v1`` (stage fetch), best-effort: progress is informative, so a
-    failure is logged and never fails or delays the call by more than ``ANNOUNCE_TIMEOUT_S``."""
-    if announce is None:
-        return
-    started = CallStageStarted(
-        event_id=event_id(event, "call.stage_started/fetch"),
-        occurred_at=datetime.now(UTC),
-        partner_id=event.partner_id,
-        tenant_id=event.tenant_id,
-        subtenant_id=event.subtenant_id,
-        call_id=event.call_id,
-        source=SOURCE,
-        payload=CallStageStartedPayload(stage="fetch"),
-    )
-    try:
-        await asyncio.wait_for(announce(started), ANNOUNCE_TIMEOUT_S)
-    except Exception as exc:
-        log.warning(
-            "progress event not published",
-            extra={"partner_id": event.partner_id, "call_id": event.call_id, "error": type(exc).__name__},
-        )
 
 
 async def fetch_recording(url: str, deps: FetchDeps) -> Fetch:
@@ -240,31 +214,9 @@ def _close_durably(f: BinaryIO) -> None:
     f.close()
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def fetched_event(event: CallIngested, fetch: Fetch) -> CallFetched:
     return CallFetched(
-        event_id=event_id(event, "call.fetched"),
-        occurred_at=datetime.now(UTC),
-        partner_id=event.partner_id,
-        tenant_id=event.tenant_id,
-        subtenant_id=event.subtenant_id,
-        call_id=event.call_id,
-        source=SOURCE,
+        **follow_up(event, event_id=event_id(event, "call.fetched"), source=SOURCE),
         payload=CallFetchedPayload(
             ingested=event.payload,
             blob_uri=fetch.blob_uri,
@@ -281,13 +233,7 @@ def fetched_event(event: CallIngested, fetch: Fetch) -> CallFetched:
 
 def failed_event(event: CallIngested, failure: FetchFailed) -> CallFailed:
     return CallFailed(
-        event_id=event_id(event, "call.failed/fetch"),
-        occurred_at=datetime.now(UTC),
-        partner_id=event.partner_id,
-        tenant_id=event.tenant_id,
-        subtenant_id=event.subtenant_id,
-        call_id=event.call_id,
-        source=SOURCE,
+        **follow_up(event, event_id=event_id(event, "call.failed/fetch"), source=SOURCE),
         payload=CallFailedPayload(
             stage="fetch",
             code=failure.code,

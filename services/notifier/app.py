@@ -19,12 +19,10 @@ from fastapi import FastAPI
 
 from schemas.events import TOPIC_ANALYZED, TOPIC_CALLBACK_COMMANDS, TOPIC_DELIVERIES, TOPIC_FAILED
 from services.common import ssrf
-from services.common.consumer import ConsumerSettings
-from services.common.db import create_pool
 from services.common.kafka import TopicSpec, ensure_topics, make_producer
 from services.common.logging import configure_logging
 from services.common.outbox import OutboxRelay
-from services.common.worker import host_worker, worker_app
+from services.common.worker import consumer_settings, host_worker, open_worker_pool, worker_app
 from services.notifier import handlers
 from services.notifier.config import NotifierSettings
 from services.notifier.dispatcher import Dispatcher, DispatchSettings, RetryPolicy
@@ -92,14 +90,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            pool = await create_pool(
-                settings.database_url,
-                settings.db_schema,
-                min_size=1,
-                max_size=settings.db_pool_max_size,
-                app_name="notifier",
-            )
-            stack.push_async_callback(pool.close)
+            pool = await open_worker_pool(stack, settings, "notifier")
             repo = NotifierRepository(pool)
             bootstrap = settings.kafka_bootstrap_servers
             partitions, replicas = settings.kafka_topic_partitions, settings.kafka_replication_factor
@@ -138,17 +129,12 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
                 stack,
                 app,
                 pool,
-                ConsumerSettings(
-                    bootstrap_servers=bootstrap,
-                    group_id=settings.topic(settings.group_id),
-                    topics=[settings.topic(name) for name in CONSUMED],
+                consumer_settings(
+                    settings,
+                    topics=CONSUMED,
                     dead_letter_topic=dead_letter_topic(settings),
-                    topic_prefix=settings.kafka_topic_prefix,
                     client_id="notifier",
                     concurrency=settings.concurrency,
-                    max_attempts=settings.max_attempts,
-                    session_timeout_ms=settings.session_timeout_ms,
-                    heartbeat_interval_ms=min(3_000, settings.session_timeout_ms // 3),
                 ),
                 functools.partial(handlers.handle_event, deps=deps),
                 topics=[TopicSpec(settings.topic(name), partitions, replicas) for name in (*CONSUMED, TOPIC_DELIVERIES)]

@@ -32,12 +32,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import aiohttp
 from yarl import URL
 
 from services.common import ssrf
+from services.common.http import parse_retry_after
 from services.notifier.errors import DeliveryRefused
 from services.notifier.handlers import announce
 from services.notifier.repository import AttemptRecord, Claimed, NotifierRepository
@@ -70,22 +70,6 @@ class RetryPolicy:
         if retry_after_s is not None:
             backoff = max(backoff, min(retry_after_s, self.retry_after_max_s))
         return backoff
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ async def test_every_state_in_pipeline_order(repo: GatewayRepository, partner: h
     result = data["result"]
     assert list(result) == ["call_id", *RESULT_FIELDS]
     assert result["call_id"] == call.call_id and result["intent"] == "INTERESTED" and result["quality_score"] == 72.5
-    assert result["bant"]["concern_categories"] == "Pricing"
+    assert result["bant"]["concern_categories"] == "Functionality"  # tests.factories.analysis_payload
     assert result["quality"][0]["parameter_name"] == "Setting Context"
     assert result["transcript"][0]["speaker"] == "agent" and result["engines"]["asr_engine"] == "pocketsphinx"
     # A callback_url is known from the ingested call, nothing delivered yet.

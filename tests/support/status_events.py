@@ -6,11 +6,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemas.analysis import Bant, Chapter, EngineInfo, Qualification, QualityItem, TranscriptSegment
 from schemas.events import (
-    AudioStats,
     CallAnalyzed,
-    CallAnalyzedPayload,
     CallbackDelivery,
     CallbackDeliveryPayload,
     CallFailed,
@@ -20,7 +17,7 @@ from schemas.events import (
     CallStageStartedPayload,
     DeliveryAttempt,
 )
-from tests.factories import fetched_event, ingested_event
+from tests.factories import analysis_payload, fetched_event, ingested_event
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -68,38 +65,7 @@ def fetched(call: CallIngested, when: datetime) -> Any:
 
 
 def analyzed(call: CallIngested, when: datetime, intent: str = "INTERESTED", score: float = 72.5) -> CallAnalyzed:
-    payload = CallAnalyzedPayload(
-        intent=intent,  # type: ignore[arg-type]
-        intent_justification="The customer asked for a demo (00:41).",
-        quality_score=score,
-        summary=[Chapter(chapter_name="Introduction", chapter_summary="The agent set the agenda.")],
-        bant=Bant(
-            needs="- Webhooks.", objection="- Price.", concern_categories="Pricing", objection_handling="- Discount."
-        ),
-        qualification=[Qualification(label="Needs", answer="Webhooks.")],
-        quality=[
-            QualityItem(
-                justification="Stated the purpose.",
-                suggestion="Keep it up.",
-                parameter_name="Setting Context",
-                inference_score=9,
-                parameter_score=10,
-                is_fatal=False,
-            )
-        ],
-        transcript=[TranscriptSegment(speaker="agent", start=0.4, end=3.1, text="hello this is john")],
-        engines=EngineInfo(
-            asr_engine="pocketsphinx",
-            asr_model="en-us",
-            asr_version="5",
-            analysis_engine="builtin",
-            analysis_model="builtin",
-            analysis_version="1",
-        ),
-        audio=AudioStats(duration_s=30.0, speech_s=20.0, channels=2),
-        config_id="cfg_0123456789abcdef",
-        ingested=call.payload,
-    )
+    payload = analysis_payload(call.payload, intent=intent, quality_score=score)  # type: ignore[arg-type]
     return CallAnalyzed(**_envelope(call, "analyzer", when), payload=payload)
 
 

@@ -9,8 +9,9 @@ import pytest
 
 from services.common import ssrf
 from services.common.errors import ConfigurationError
+from services.common.http import parse_retry_after
 from services.notifier.config import NotifierSettings
-from services.notifier.dispatcher import RetryPolicy, check_target, parse_retry_after
+from services.notifier.dispatcher import RetryPolicy, check_target
 from services.notifier.errors import DeliveryRefused
 
 
