@@ -15,13 +15,15 @@ land on one partition, in order.
 from __future__ import annotations
 
 import os
+import types
+import typing
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias, get_args, get_origin
 from uuid import UUID
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from schemas.analysis import CallAnalysis, ConfigSnapshot, EngineInfo, TranscriptSegment
 
@@ -114,9 +116,58 @@ class CallFetchedPayload(_Open):
     sample_rate: int
 
 
+#: The stage that gave up on a call: ``ingest`` (the gateway could not publish its event),
+#: ``fetch``, ``analyze``, or ``notify`` (the callback; never fails a completed call).
+FailureStage = Literal["ingest", "fetch", "analyze", "notify"]
+#: Why a recording could not be fetched or accepted.
+FetchFailureCode = Literal[
+    "http_status",
+    "timeout",
+    "connection_error",
+    "too_large",
+    "empty_body",
+    "blocked_address",
+    "invalid_url",
+    "unsupported_scheme",
+    "too_many_redirects",
+    "unsupported_format",
+    "no_audio_stream",
+    "corrupt",
+]
+#: Why a fetched recording could not be analysed.
+AnalyzeFailureCode = Literal[
+    "blob_missing",
+    "decode_error",
+    "asr_timeout",
+    "asr_failed",
+    "asr_unavailable",
+    "analysis_failed",
+    "llm_unavailable",
+    "llm_invalid_output",
+]
+#: Failures of the pipeline itself, any stage: a message given up after its retries
+#: (``internal_error``), one that could not be decoded at all (``undecodable_event``), one that
+#: Kafka refuses for its size (``event_too_large``).
+PipelineFailureCode = Literal["internal_error", "undecodable_event", "event_too_large"]
+#: The closed set of ``calls.failed.v1`` codes, shared by every producer and consumer. A new code
+#: is a schema change: consumers are deployed before producers that emit it.
+FailureCode = FetchFailureCode | AnalyzeFailureCode | PipelineFailureCode
+FAILURE_CODES: frozenset[str] = frozenset(
+    code for alias in (FetchFailureCode, AnalyzeFailureCode, PipelineFailureCode) for code in get_args(alias)
+)
+
+
+def failure_code(code: str) -> FailureCode:
+    """``code`` as a member of the closed set, for codes that arrive as plain strings (an
+    exception's class attribute, say); any other value is a programming error (ValueError)."""
+    if code not in FAILURE_CODES:
+        raise ValueError(f"{code!r} is not a calls.failed.v1 code")
+    return typing.cast(FailureCode, code)
+
+
 class CallFailedPayload(_Open):
-    stage: str = Field(description="Stage that gave up: fetch, analyze or notify.")
-    code: str
+    stage: FailureStage = Field(description="Stage that gave up: ingest, fetch, analyze or notify.")
+    code: FailureCode
     message: str
     retryable: bool = False
     ingested: CallIngestedPayload | None = Field(
@@ -169,6 +220,11 @@ class CallbackDeliveryPayload(_Open):
     error: str | None = Field(
         None,
         description="Why the delivery failed without any attempt (e.g. 'https_required: ...').",
+    )
+    redelivery_command_id: UUID | None = Field(
+        None,
+        description="The callback.redeliver_requested command this event answers (the first event after the "
+        "notifier acted on it, whether or not it re-armed the delivery).",
     )
 
 
@@ -278,6 +334,130 @@ def parse_event(raw: bytes | str) -> AnyEvent:
 def dump_event(event: _Envelope) -> bytes:
     """Encode an event as the JSON bytes put on Kafka."""
     return event.model_dump_json().encode()
+
+
+# ---------------------------------------------------------------------------------------------
+# Salvage: what a consumer does with a message that does not decode
+# ---------------------------------------------------------------------------------------------
+
+_BY_TYPE: dict[str, type[_Envelope]] = {cls.model_fields["type"].default: cls for cls in TOPICS}
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The model classes an annotation can hold directly (``X``, ``X | None``, ``Annotated[X]``)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _models_in(get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [m for arg in get_args(annotation) for m in _models_in(arg)]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return []
+
+
+def _list_item_models(annotation: Any) -> list[type[BaseModel]]:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _list_item_models(get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [m for arg in get_args(annotation) for m in _list_item_models(arg)]
+    if origin is list:
+        return _models_in(get_args(annotation)[0])
+    return []
+
+
+def _free_form(annotation: Any) -> bool:
+    """``dict[str, Any]`` and the like: content the partner chose, with no declared shape."""
+    return annotation is Any or (get_origin(annotation) is dict and get_args(annotation)[1:] == (Any,))
+
+
+def _declared(model: type[BaseModel], value: Any) -> Any:
+    """``value`` reduced to ``model``'s declared fields, recursively: unknown keys are dropped, and
+    free-form content is dropped where the field has a default (the partner's unknown fields)."""
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if name not in value:
+            continue
+        child = value[name]
+        if _free_form(field.annotation) and not field.is_required():
+            continue
+        if models := _models_in(field.annotation):
+            child = _declared(models[0], child)
+        elif (items := _list_item_models(field.annotation)) and isinstance(child, list):
+            child = [_declared(items[0], c) for c in child]
+        out[name] = child
+    return out
+
+
+def salvage_event(raw: bytes | str) -> AnyEvent | None:
+    """The event in a message ``parse_event`` refused, rebuilt from its declared fields only, or
+    None when even those do not make a valid event.
+
+    What makes a message undecodable in practice is what the partner put in it beyond the contract
+    (unknown fields carried along, nested deeper than the JSON parser's limit, say): dropping that
+    content keeps the call going instead of stranding it."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        return None
+    model = _BY_TYPE.get(data["type"])
+    if model is None:
+        return None
+    try:
+        return model.model_validate({**_declared(model, data), "type": data["type"]})  # type: ignore[return-value]
+    except (ValidationError, ValueError, TypeError):
+        return None
+
+
+def split_call_key(key: bytes | None) -> tuple[str, str] | None:
+    """(partner_id, call_id) from a message key made by ``call_key``; None if it is not one."""
+    if not key:
+        return None
+    try:
+        text = key.decode()
+    except UnicodeDecodeError:
+        return None
+    partner_id, sep, call_id = text.partition("/")
+    return (partner_id, call_id) if sep and partner_id and call_id else None
+
+
+def failure_from_key(
+    key: bytes | None, raw: bytes, *, stage: FailureStage, source: str, event_id: UUID
+) -> CallFailed | None:
+    """The ``calls.failed.v1`` ending the call of a message nothing can be salvaged from: its
+    identity comes from the message key, its tenancy from the raw JSON when that much is readable
+    (else empty). It carries no ingested call, so no callback URL: the failure is on the status API."""
+    ids = split_call_key(key)
+    if ids is None:
+        return None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = None
+
+    def text(name: str) -> str:
+        value = data.get(name) if isinstance(data, dict) else None
+        return value if isinstance(value, str) else ""
+
+    return CallFailed(
+        event_id=event_id,
+        occurred_at=datetime.now(UTC),
+        partner_id=ids[0],
+        tenant_id=text("tenant_id"),
+        subtenant_id=text("subtenant_id"),
+        call_id=ids[1],
+        source=source,
+        payload=CallFailedPayload(
+            stage=stage,
+            code="undecodable_event",
+            message="The call's data could not be read by the pipeline.",
+            retryable=False,
+        ),
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,16 +19,13 @@ from services.analyzer.asr import AsrSettings, create_transcriber
 from services.analyzer.config import AnalyzerSettings
 from services.analyzer.repository import AnalyzerRepository
 from services.common.blobs import open_blob_store
+from services.common.consumer import dead_letter_topic
 from services.common.kafka import TopicSpec
 from services.common.logging import configure_logging
 from services.common.progress import progress_announcer
 from services.common.worker import consumer_settings, host_worker, open_worker_pool, worker_app
 
 log = logging.getLogger("services.analyzer")
-
-
-def dead_letter_topic(settings: AnalyzerSettings) -> str:
-    return settings.topic(f"{TOPIC_FETCHED}.{settings.group_id}.dlq")
 
 
 def asr_settings(s: AnalyzerSettings) -> AsrSettings:
@@ -92,17 +89,17 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
                 consumer_settings(
                     settings,
                     topics=[TOPIC_FETCHED],
-                    dead_letter_topic=dead_letter_topic(settings),
                     client_id="analyzer",
                     concurrency=settings.in_flight,
                     on_give_up=handlers.gave_up,
+                    on_undecodable=handlers.undecodable,
                 ),
                 functools.partial(handlers.handle_fetched, deps=deps),
                 topics=[
                     TopicSpec(settings.topic(name), partitions, replicas)
                     for name in (TOPIC_FETCHED, TOPIC_ANALYZED, TOPIC_FAILED, TOPIC_PROGRESS)
                 ]
-                + [TopicSpec(dead_letter_topic(settings), partitions, replicas)],
+                + [TopicSpec(dead_letter_topic(settings.topic(settings.group_id)), partitions, replicas)],
             )
             log.info(
                 "analyzer started",

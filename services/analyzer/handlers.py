@@ -10,10 +10,11 @@ the call waits for it, retried like a database outage, rather than failing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
+
+from aiokafka.structs import ConsumerRecord
 
 from schemas.analysis import DEFAULT_CONFIG, ConfigSnapshot, EngineInfo, Speaker
 from schemas.events import (
@@ -24,12 +25,15 @@ from schemas.events import (
     CallFailed,
     CallFailedPayload,
     CallFetched,
+    failure_from_key,
     follow_up,
 )
 from services.analyzer.analysis import AnalysisEngine, AnalysisError, AnalysisInput
 from services.analyzer.asr import AsrError, AsrRequest, AsrResult, Transcriber
 from services.analyzer.errors import AnalyzeFailed
 from services.analyzer.repository import AnalyzerRepository
+from services.common import backoff
+from services.common.backoff import Backoff
 from services.common.blobs import BlobError, BlobStore
 from services.common.errors import DependencyUnavailable
 from services.common.progress import Announce, announce_stage
@@ -38,6 +42,8 @@ log = logging.getLogger(__name__)
 
 SOURCE = "analyzer"
 _EVENT_NAMESPACE = uuid.UUID("0c8e3d2a-5b71-4f0e-9d64-7a1e2b3c4d5f")
+#: Waits before recognising a call again after its worker broke.
+_ASR_RETRY = Backoff(0.5, 5.0)
 # ASR failures that another attempt may fix (a crashed worker, an overloaded endpoint).
 _RETRY_ASR = {"asr_failed"}
 _RETRYABLE = {"asr_timeout", "asr_failed"}
@@ -149,7 +155,7 @@ async def transcribe(event: CallFetched, deps: AnalyzeDeps, speakers: tuple[Spea
             if exc.code in _OUTAGE:
                 raise DependencyUnavailable(str(exc)) from exc
             if exc.code in _RETRY_ASR and attempt < deps.asr_attempts:
-                await asyncio.sleep(0.5 * attempt)
+                await backoff.wait(_ASR_RETRY.delay(attempt))
                 continue
             raise AnalyzeFailed(exc.code, str(exc), retryable=exc.code in _RETRYABLE) from None
 
@@ -181,3 +187,16 @@ def gave_up(event: AnyEvent, exc: BaseException) -> list[AnyEvent]:
             ),
         )
     ]
+
+
+def undecodable(record: ConsumerRecord) -> list[AnyEvent]:
+    """What a call becomes when its message cannot be decoded, not even salvaged: a failure
+    (``undecodable_event``) built from the message key, so the call still reaches a final state."""
+    failed = failure_from_key(
+        record.key,
+        record.value or b"",
+        stage="analyze",
+        source=SOURCE,
+        event_id=uuid.uuid5(_EVENT_NAMESPACE, f"{record.topic}/{record.partition}/{record.offset}/undecodable"),
+    )
+    return [failed] if failed is not None else []

@@ -29,12 +29,26 @@ class TtlCache(Generic[K, V]):
         if value is None or self._ttl_s <= 0:
             self._entries.pop(key, None)
             return value
-        if len(self._entries) >= self._max_entries:
+        self.put(key, value)
+        return value
+
+    def peek(self, key: K) -> V | None:
+        """The cached value, if there is one and it has not expired; never loads."""
+        cached = self._entries.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        return None
+
+    def put(self, key: K, value: V) -> None:
+        """Remember ``value`` for ``ttl_s`` (nothing is kept when caching is off)."""
+        if self._ttl_s <= 0:
+            return
+        now = time.monotonic()
+        if key not in self._entries and len(self._entries) >= self._max_entries:
             self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
             if len(self._entries) >= self._max_entries:
                 self._entries.pop(next(iter(self._entries)))
         self._entries[key] = (now + self._ttl_s, value)
-        return value
 
     def invalidate(self, key: K) -> None:
         self._entries.pop(key, None)

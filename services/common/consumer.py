@@ -4,15 +4,23 @@ At least once, never past an unfinished message:
 - auto-commit is off; per partition the committed offset is the lowest offset still in flight
   (or the highest fetched + 1 when none is), i.e. the highest contiguous *finished* offset + 1.
   A crash can therefore only cause redelivery, never loss. Handlers must be idempotent.
-- up to ``concurrency`` messages are processed at once; messages with the same key (one call)
-  are processed one after the other, in offset order.
+- up to ``concurrency`` messages are processed at once, and up to ``prefetch`` are held (fetched,
+  waiting for a slot); messages with the same key (one call) are processed one after the other,
+  in offset order. With ``fairness_key``, at most ``per_key_concurrency`` of the slots go to one
+  fairness key (a partner), so one partner's slow work cannot queue everyone else's behind it.
+- a message waiting to retry holds no slot: the back-off wait (``services.common.backoff.wait``,
+  used by the runtime and by handlers alike) gives the slot back and takes it again after.
 - a handler's output events are published (``acks=all``) before its message counts as finished.
 - a failure is retried with exponential backoff. Transient failures (infrastructure down) are
   retried until they pass, stalling only their key; anything else is retried ``max_attempts``
   times (transient failures do not count), then the message goes to the dead-letter topic with
   the error, the service's give-up events (its ``calls.failed.v1``) are published so the call
-  still ends somewhere, and the partition moves on. An undecodable message goes to the
-  dead-letter topic at once.
+  still ends somewhere, and the partition moves on. A failure Kafka will never accept (a record
+  too large, say) is given up at once.
+- a message that does not decode is salvaged when its declared fields still make a valid event
+  (``schemas.events.salvage_event`` drops the partner's unknown content); otherwise it goes to
+  the dead-letter topic at once and the service's ``on_undecodable`` events (a ``calls.failed.v1``
+  built from the message key) are published, so the call still ends.
 - on rebalance, the revoked partitions' in-flight work gets a grace period, the finished prefix
   is committed, and the rest is abandoned to the next owner. ``CommitFailedError`` (the group
   moved on) is logged, not fatal: the next owner resumes from the last commit.
@@ -26,9 +34,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,13 +45,29 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from pydantic import ValidationError
 
-from schemas.events import TOPICS, AnyEvent, dump_event, parse_event
+from schemas.events import TOPICS, AnyEvent, dump_event, parse_event, salvage_event
+from services.common import backoff
+from services.common.backoff import Backoff, lend_slot, reset_slot
 from services.common.errors import DependencyUnavailable
+from services.common.kafka import is_permanent
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AnyEvent], Awaitable[Sequence[AnyEvent]]]
 GiveUp = Callable[[AnyEvent, BaseException], Sequence[AnyEvent]]
+Undecodable = Callable[[ConsumerRecord], Sequence[AnyEvent]]
+FairnessKey = Callable[[ConsumerRecord], bytes]
+
+
+def dead_letter_topic(group_id: str) -> str:
+    """The one dead-letter naming rule: ``<consumer group>.dlq`` (the group carries the topic
+    prefix, so tests and shared clusters stay isolated)."""
+    return f"{group_id}.dlq"
+
+
+def partner_of(record: ConsumerRecord) -> bytes:
+    """Fairness key of a call event: the partner part of its ``partner/call`` message key."""
+    return (record.key or b"").split(b"/", 1)[0]
 
 
 @dataclass
@@ -56,6 +79,12 @@ class ConsumerSettings:
     topic_prefix: str = ""
     client_id: str = "callpipe"
     concurrency: int = 16
+    # Messages held at once (being processed or waiting for a slot); 0 means ``concurrency``. Must
+    # exceed ``concurrency`` for fairness to help: the messages of other partners behind a busy
+    # one are fetched and can take the free slots.
+    prefetch: int = 0
+    fairness_key: FairnessKey | None = None
+    per_key_concurrency: int = 0
     max_attempts: int = 5
     retry_base_s: float = 0.5
     retry_max_s: float = 30.0
@@ -84,6 +113,21 @@ class ConsumerSettings:
     # retries), e.g. the service's ``calls.failed.v1``; published before the message is committed,
     # so the call still reaches a final state and the partner hears of it.
     on_give_up: GiveUp | None = None
+    # The events that end a call whose message cannot be decoded at all (built from the key).
+    on_undecodable: Undecodable | None = None
+
+
+#: Waits between tries to put a message's final events (or its dead letter) on Kafka.
+_KAFKA_RETRY = Backoff(base_s=0.5, max_s=10.0)
+
+
+@dataclass
+class _FairSlot:
+    """The slots of one fairness key, dropped when no message of that key is held."""
+
+    key: bytes
+    semaphore: asyncio.Semaphore
+    users: int = 0
 
 
 @dataclass
@@ -105,6 +149,7 @@ class RuntimeStats:
     processed: int = 0
     failed_attempts: int = 0
     dead_lettered: int = 0
+    salvaged: int = 0
     published: int = 0
     commits: int = 0
     commit_failures: int = 0
@@ -132,6 +177,9 @@ class ConsumerRuntime:
         self._tasks: dict[tuple[TopicPartition, int], asyncio.Task[None]] = {}
         self._key_tails: dict[tuple[TopicPartition, bytes], asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(settings.concurrency)
+        self._fair_slots: dict[bytes, _FairSlot] = {}
+        self._prefetch = max(settings.prefetch, settings.concurrency)
+        self._backoff = Backoff(settings.retry_base_s, settings.retry_max_s)
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._run_task: asyncio.Task[None] | None = None
@@ -192,7 +240,7 @@ class ConsumerRuntime:
 
     async def _run(self, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping.is_set():
-            free = self._s.concurrency - len(self._tasks)
+            free = self._prefetch - len(self._tasks)
             if free <= 0:
                 # Every slot is busy: stop prefetching, and go on as soon as one frees up (not
                 # after a poll timeout, which would cap throughput at slots / timeout).
@@ -201,14 +249,14 @@ class ConsumerRuntime:
                 self._slot_freed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._slot_freed.wait(), 1.0)
-                if self._s.concurrency - len(self._tasks) <= 0:
+                if self._prefetch - len(self._tasks) <= 0:
                     # Still full: poll anyway (nothing is fetched while paused) so the group
                     # keeps seeing a live member, and commit what finished.
                     await self._poll(consumer, 0)
                     continue
             if consumer.paused():
                 consumer.resume(*consumer.paused())
-            await self._poll(consumer, max(self._s.concurrency - len(self._tasks), 1))
+            await self._poll(consumer, max(self._prefetch - len(self._tasks), 1))
 
     async def _poll(self, consumer: AIOKafkaConsumer, max_records: int) -> None:
         """Fetch up to ``max_records`` (0: only keep the membership alive), dispatch, commit."""
@@ -247,15 +295,84 @@ class ConsumerRuntime:
             state.in_flight.discard(offset)
         self._slot_freed.set()
 
+    def _fair_slot(self, record: ConsumerRecord) -> _FairSlot | None:
+        if self._s.fairness_key is None or self._s.per_key_concurrency <= 0:
+            return None
+        key = self._s.fairness_key(record)
+        slot = self._fair_slots.get(key)
+        if slot is None:
+            slot = self._fair_slots[key] = _FairSlot(key, asyncio.Semaphore(self._s.per_key_concurrency))
+        return slot
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, record: ConsumerRecord) -> AsyncIterator[None]:
+        """Hold a processing slot (the fairness key's first, then a global one) while the body
+        runs; ``backoff.wait`` inside it gives both back while it sleeps."""
+        fair = self._fair_slot(record)
+
+        async def take() -> None:
+            if fair is not None:
+                await fair.semaphore.acquire()
+            try:
+                await self._slots.acquire()
+            except BaseException:
+                if fair is not None:
+                    fair.semaphore.release()
+                raise
+
+        def give_back() -> None:
+            self._slots.release()
+            if fair is not None:
+                fair.semaphore.release()
+
+        async def waiter(seconds: float) -> None:
+            give_back()
+            try:
+                await asyncio.sleep(seconds)
+            finally:
+                await take()
+
+        if fair is not None:
+            fair.users += 1
+        try:
+            await take()
+            token = lend_slot(waiter)
+            try:
+                yield
+            finally:
+                reset_slot(token)
+                give_back()
+        finally:
+            if fair is not None:
+                fair.users -= 1
+                if fair.users == 0:
+                    self._fair_slots.pop(fair.key, None)
+
+    def _decode(self, record: ConsumerRecord) -> tuple[AnyEvent | None, BaseException | None]:
+        """The message's event, salvaged from its declared fields if need be; else the error."""
+        try:
+            return parse_event(record.value), None
+        except (ValidationError, ValueError) as exc:
+            error: BaseException = exc
+        salvaged = salvage_event(record.value)
+        if salvaged is None:
+            return None, error
+        self.stats.salvaged += 1
+        log.warning(
+            "message salvaged from its declared fields",
+            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+        )
+        return salvaged, None
+
     async def _process(self, tp: TopicPartition, record: ConsumerRecord, previous: asyncio.Task[None] | None) -> None:
         if previous is not None:
             # Same call, earlier offset: let it finish first, whatever its outcome.
             await asyncio.wait([previous])
-        async with self._slots:
-            try:
-                event = parse_event(record.value)
-            except (ValidationError, ValueError) as exc:
-                await self._dead_letter(record, exc, attempts=0)
+        async with self._slot(record):
+            event, decode_error = self._decode(record)
+            if event is None:
+                await self._dead_letter(record, decode_error or ValueError("undecodable"), attempts=0)
+                await self._undecodable(record)
                 return
             attempt = hard_failures = 0
             first_failure: float | None = None
@@ -271,18 +388,20 @@ class ConsumerRuntime:
                 except Exception as exc:
                     self.stats.failed_attempts += 1
                     first_failure = first_failure or time.monotonic()
-                    transient = isinstance(exc, self._s.transient) and (
-                        time.monotonic() - first_failure < self._s.transient_window_s
+                    transient = (
+                        isinstance(exc, self._s.transient)
+                        and not is_permanent(exc)
+                        and time.monotonic() - first_failure < self._s.transient_window_s
                     )
                     # Only failures that say something about the message count: after an outage
                     # its retries must not have used up the attempts of the next, real, error.
-                    hard_failures += 0 if transient else 1
+                    # One Kafka will never accept (a record too large) needs no second try.
+                    hard_failures += self._s.max_attempts if is_permanent(exc) else 0 if transient else 1
                     if not transient and hard_failures >= self._s.max_attempts:
                         await self._dead_letter(record, exc, attempt)
                         await self._give_up(event, exc)
                         return
-                    delay = min(self._s.retry_max_s, self._s.retry_base_s * 2 ** (attempt - 1))
-                    delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+                    delay = self._backoff.delay(attempt)
                     log.warning(
                         "handler failed; will retry",
                         extra={
@@ -295,7 +414,7 @@ class ConsumerRuntime:
                             "retry_in_s": round(delay, 2),
                         },
                     )
-                    await asyncio.sleep(delay)
+                    await backoff.wait(delay)
 
     async def _publish(self, events: Sequence[AnyEvent]) -> None:
         acks = [
@@ -306,19 +425,27 @@ class ConsumerRuntime:
         self.stats.published += len(events)
 
     async def _give_up(self, event: AnyEvent, exc: BaseException) -> None:
-        """Publish what the service says a given-up message ends as; retried until Kafka has it."""
-        if self._s.on_give_up is None:
-            return
-        events = self._s.on_give_up(event, exc)
-        delay = 0.5
+        """Publish what the service says a given-up message ends as."""
+        if self._s.on_give_up is not None:
+            await self._publish_final(self._s.on_give_up(event, exc))
+
+    async def _undecodable(self, record: ConsumerRecord) -> None:
+        """Publish what the service says an undecodable message's call ends as."""
+        if self._s.on_undecodable is not None:
+            await self._publish_final(self._s.on_undecodable(record))
+
+    async def _publish_final(self, events: Sequence[AnyEvent]) -> None:
+        """Publish events that end a call; retried until Kafka has them (moving on without them
+        would strand the call)."""
+        attempt = 0
         while True:
+            attempt += 1
             try:
                 await self._publish(events)
                 return
             except KafkaError as send_error:
-                log.warning("give-up events not published; retrying", extra={"error": type(send_error).__name__})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                log.warning("final events not published; retrying", extra={"error": type(send_error).__name__})
+                await asyncio.sleep(_KAFKA_RETRY.delay(attempt))
 
     async def _dead_letter(self, record: ConsumerRecord, exc: BaseException, attempts: int) -> None:
         """Park a message that cannot be processed; retried until the dead-letter topic has it,
@@ -332,8 +459,9 @@ class ConsumerRuntime:
             ("dlq-error", str(exc)[:1000].encode("utf-8", "replace")),
             ("dlq-attempts", str(attempts).encode()),
         ]
-        delay = 0.5
+        attempt = 0
         while True:
+            attempt += 1
             try:
                 ack = await self._producer.send(
                     self._s.dead_letter_topic, value=record.value, key=record.key, headers=headers
@@ -342,8 +470,7 @@ class ConsumerRuntime:
                 break
             except KafkaError as send_error:
                 log.warning("dead-letter publish failed; retrying", extra={"error": type(send_error).__name__})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                await asyncio.sleep(_KAFKA_RETRY.delay(attempt))
         self.stats.dead_lettered += 1
         log.error(
             "message dead-lettered",

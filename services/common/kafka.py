@@ -11,9 +11,39 @@ import murmurhash2
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidMessageError,
+    InvalidTimestampError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 
 log = logging.getLogger(__name__)
+
+#: The largest record callpipe puts on Kafka: the producers' ``max_request_size`` and the
+#: ``max.message.bytes`` every callpipe topic is created with. A call's ``calls.ingested.v1``
+#: event is kept to a quarter of it at ingestion (``MAX_CALL_EVENT_BYTES``), so the later stages,
+#: which carry the ingested call along with what they add (the transcript, mostly), fit too.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_CALL_EVENT_BYTES = MAX_MESSAGE_BYTES // 4
+
+#: Errors no retry can fix: Kafka refuses the record itself.
+PERMANENT_ERRORS: tuple[type[KafkaError], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    InvalidMessageError,
+    CorruptRecordException,
+    InvalidTimestampError,
+)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether Kafka will refuse this record however often it is sent."""
+    return isinstance(exc, PERMANENT_ERRORS)
 
 
 def make_producer(bootstrap_servers: str, client_id: str, **overrides: object) -> AIOKafkaProducer:
@@ -29,6 +59,7 @@ def make_producer(bootstrap_servers: str, client_id: str, **overrides: object) -
         "enable_idempotence": True,
         "linger_ms": 5,
         "max_batch_size": 256 * 1024,
+        "max_request_size": MAX_MESSAGE_BYTES,
         "request_timeout_ms": 15_000,
         "retry_backoff_ms": 200,
     }
@@ -53,7 +84,8 @@ class TopicSpec:
 
 
 async def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec], request_timeout_s: float = 30) -> None:
-    """Create the topics that do not exist yet; existing ones are left as they are."""
+    """Create the topics that do not exist yet, accepting records up to ``MAX_MESSAGE_BYTES``;
+    existing ones are left as they are."""
     timeout_ms = int(request_timeout_s * 1000)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms)
     await admin.start()
@@ -62,7 +94,8 @@ async def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec], request
         missing = [t for t in topics if t.name not in existing]
         if not missing:
             return
-        new = [NewTopic(t.name, t.partitions, t.replication_factor) for t in missing]
+        configs = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
+        new = [NewTopic(t.name, t.partitions, t.replication_factor, topic_configs=configs) for t in missing]
         response = await admin.create_topics(new, timeout_ms=timeout_ms)
         for topic, code, *_ in response.topic_errors:
             # 36 = TOPIC_ALREADY_EXISTS: another replica won the race, which is fine.

@@ -6,36 +6,77 @@ record (``acks=all``). A crash between the two republishes a batch, never loses 
 are idempotent. Several relays (gateway replicas) share the table with ``FOR UPDATE SKIP
 LOCKED``. While Kafka is down the rows wait; the relay backs off and drains them on return.
 
-The table (created by each owning service's migrations) holds one row per transaction and
-topic, with that transaction's events in order::
+Each event is published once: when only some records of a claimed batch were acknowledged, the
+rows are cut down to the records still owed, so a retry never sends an acknowledged record again.
+
+A record Kafka will never accept (larger than ``MAX_MESSAGE_BYTES``, or refused as such by the
+broker) is not retried: it is **set aside** in ``outbox_dead`` with the reason, the service's
+``on_unpublishable`` hook gives the events that replace it (the gateway fails the call, so its
+partner hears of it), and the rows behind it keep flowing. ``OutboxDeadLetters`` lists and
+requeues set-aside records (the services' admin commands), ``/readyz`` shows how many there are.
+
+The tables (created by each owning service's migrations)::
 
     CREATE TABLE outbox (id bigserial PRIMARY KEY, topic text NOT NULL, keys text[] NOT NULL,
                          payloads bytea[] NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+    CREATE TABLE outbox_dead (id bigserial PRIMARY KEY, topic text NOT NULL, key text NOT NULL,
+                              payload bytea NOT NULL, error text NOT NULL,
+                              queued_at timestamptz NOT NULL, set_aside_at timestamptz NOT NULL DEFAULT now());
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
 
-from services.common.kafka import partition_for
+from services.common.backoff import Backoff
+from services.common.kafka import MAX_MESSAGE_BYTES, is_permanent, partition_for
 
 log = logging.getLogger(__name__)
 
 _CLAIM = """
-SELECT id, topic, keys, payloads FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+SELECT id, topic, keys, payloads, created_at FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
 """
 _DELETE = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
+_KEEP = "UPDATE outbox SET keys = $2, payloads = $3 WHERE id = $1"
+_INSERT = "INSERT INTO outbox (topic, keys, payloads) VALUES ($1, $2, $3)"
+_SET_ASIDE = "INSERT INTO outbox_dead (topic, key, payload, error, queued_at) VALUES ($1, $2, $3, $4, $5)"
 _BACKLOG = "SELECT coalesce(sum(cardinality(keys)), 0) FROM outbox"
+_DEAD_COUNT = "SELECT count(*) FROM outbox_dead"
+# A record's size on the wire beyond its key and value (record and batch headers), with margin.
+_RECORD_OVERHEAD = 512
+
+#: (topic, key, payload) of an event to publish.
+OutboxRecord = tuple[str, str, bytes]
+#: Given a record Kafka refuses for good, the records that replace it (e.g. the call's failure).
+Unpublishable = Callable[[OutboxRecord], Sequence[OutboxRecord]]
+
+
+class OutboxPublishError(Exception):
+    """Some records of a batch were not acknowledged for a reason that may pass (Kafka down,
+    a leader moving); they stay in the outbox and the relay backs off."""
+
+
+@dataclass
+class _Row:
+    id: int
+    topic: str
+    keys: list[str]
+    payloads: list[bytes]
+    created_at: datetime
+    failed: dict[int, BaseException] = field(default_factory=dict)
 
 
 class OutboxRelay:
@@ -50,18 +91,23 @@ class OutboxRelay:
         batch_size: int = 100,
         poll_interval: float = 0.5,
         max_backoff: float = 10.0,
+        on_unpublishable: Unpublishable | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         self._pool = pool
         self._producer_factory = producer_factory
         self._prepare = prepare
         self._batch_size = batch_size
         self._poll_interval = poll_interval
-        self._max_backoff = max_backoff
+        self._backoff = Backoff(0.4, max_backoff)
+        self._on_unpublishable = on_unpublishable
+        self._max_message_bytes = max_message_bytes
         self._producer: AIOKafkaProducer | None = None
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self.published_total = 0
+        self.set_aside_total = 0
         self.last_error: str | None = None
 
     def start(self) -> None:
@@ -88,6 +134,13 @@ class OutboxRelay:
         async with self._pool.acquire() as conn:
             return int(await conn.fetchval(_BACKLOG))
 
+    async def details(self) -> dict[str, Any]:
+        """What ``/readyz`` shows of the outbox: events waiting, records set aside, last error."""
+        async with self._pool.acquire() as conn:
+            backlog = int(await conn.fetchval(_BACKLOG))
+            dead = int(await conn.fetchval(_DEAD_COUNT))
+        return {"pending_events": backlog, "set_aside": dead, "last_error": self.last_error}
+
     async def _run(self) -> None:
         failures = 0
         while True:
@@ -98,11 +151,13 @@ class OutboxRelay:
             except Exception as exc:
                 failures += 1
                 self.last_error = type(exc).__name__
-                delay = min(self._max_backoff, 0.2 * 2 ** min(failures, 8)) * random.uniform(0.5, 1.0)  # noqa: S311
+                delay = self._backoff.delay(failures)
                 log.warning(
                     "outbox publish failed; rows kept for retry",
                     extra={"error": type(exc).__name__, "attempt": failures, "retry_in_s": round(delay, 2)},
                 )
+                # A fresh producer after a failure: an idempotent producer whose batch was
+                # refused keeps sequence numbers the broker would no longer accept.
                 await self._close_producer()
                 if self._stopping:
                     return
@@ -121,51 +176,107 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)
 
     async def publish_batch(self) -> int:
-        """Claim up to ``batch_size`` rows, publish their events, delete them; returns how many
-        events went out."""
+        """Claim up to ``batch_size`` rows, publish their events, settle every record (delete
+        what Kafka has, set aside what it never will, keep what may pass later); returns how many
+        events went out. Raises ``OutboxPublishError`` after settling when some must be retried."""
+        transient: BaseException | None = None
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_CLAIM, self._batch_size)
-            if not rows:
+            records = await conn.fetch(_CLAIM, self._batch_size)
+            if not records:
                 return 0
+            rows = [_Row(r["id"], r["topic"], list(r["keys"]), list(r["payloads"]), r["created_at"]) for r in records]
             producer = await self._ensure_producer()
             started = time.perf_counter()
-            acks, events = await self._send(producer, rows)
-            await asyncio.gather(*acks)
-            await conn.execute(_DELETE, [r["id"] for r in rows])
-        self.published_total += events
+            sends = await self._send(producer, rows)
+            results = await asyncio.gather(*(ack for ack, _ in sends), return_exceptions=True)
+            for result, (_, members) in zip(results, sends, strict=True):
+                if isinstance(result, BaseException):
+                    for row, index in members:
+                        row.failed[index] = result
+            published, transient = await self._settle(conn, rows)
+        self.published_total += published
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-        log.debug("outbox batch published", extra={"rows": len(rows), "events": events, "ms": elapsed_ms})
-        return events
+        log.debug("outbox batch published", extra={"rows": len(rows), "events": published, "ms": elapsed_ms})
+        if transient is not None:
+            raise OutboxPublishError(type(transient).__name__) from transient
+        return published
 
-    @staticmethod
-    async def _send(producer: AIOKafkaProducer, rows: list[asyncpg.Record]) -> tuple[list[asyncio.Future[Any]], int]:
+    async def _settle(self, conn: asyncpg.Connection, rows: list[_Row]) -> tuple[int, BaseException | None]:
+        """Delete what went out, set aside what never will, cut rows down to what is owed."""
+        done: list[int] = []
+        published = 0
+        transient: BaseException | None = None
+        for row in rows:
+            published += len(row.keys) - len(row.failed)
+            if not row.failed:
+                done.append(row.id)
+                continue
+            owed: list[int] = []
+            for index, error in sorted(row.failed.items()):
+                if is_permanent(error):
+                    await self._set_aside(conn, row, index, error)
+                else:
+                    owed.append(index)
+                    transient = transient or error
+            if owed:
+                await conn.execute(_KEEP, row.id, [row.keys[i] for i in owed], [row.payloads[i] for i in owed])
+            else:
+                done.append(row.id)
+        if done:
+            await conn.execute(_DELETE, done)
+        return published, transient
+
+    async def _set_aside(self, conn: asyncpg.Connection, row: _Row, index: int, error: BaseException) -> None:
+        record: OutboxRecord = (row.topic, row.keys[index], row.payloads[index])
+        reason = f"{type(error).__name__}: {len(record[2])} bytes"
+        await conn.execute(_SET_ASIDE, *record, reason, row.created_at)
+        replacements = list(self._on_unpublishable(record)) if self._on_unpublishable is not None else []
+        by_topic: dict[str, list[OutboxRecord]] = defaultdict(list)
+        for replacement in replacements:
+            by_topic[replacement[0]].append(replacement)
+        for topic, group in by_topic.items():
+            await conn.execute(_INSERT, topic, [k for _, k, _ in group], [p for _, _, p in group])
+        self.set_aside_total += 1
+        log.error(
+            "outbox record set aside: Kafka will not accept it",
+            extra={"topic": row.topic, "key": row.keys[index], "error": reason, "replaced_by": len(replacements)},
+        )
+
+    async def _send(
+        self, producer: AIOKafkaProducer, rows: list[_Row]
+    ) -> list[tuple[asyncio.Future[Any], list[tuple[_Row, int]]]]:
         """Queue the rows' events as record batches, one partition at a time, in order.
 
-        Returns the acks to await and the number of events. Building batches ourselves
-        (instead of one ``send`` per record) is what lets one relay keep up with ingestion."""
-        by_partition: dict[tuple[str, int], list[tuple[bytes, bytes]]] = defaultdict(list)
+        Returns each batch's ack with the records it carries. Building batches ourselves
+        (instead of one ``send`` per record) is what lets one relay keep up with ingestion. A
+        record too large for Kafka is not sent: it is marked failed for good at once."""
+        by_partition: dict[tuple[str, int], list[tuple[bytes, bytes, _Row, int]]] = defaultdict(list)
         partition_counts: dict[str, int] = {}
-        events = 0
         for row in rows:
-            topic = row["topic"]
-            if topic not in partition_counts:
-                partition_counts[topic] = len(await producer.partitions_for(topic))
-            for key, payload in zip(row["keys"], row["payloads"], strict=True):
-                encoded = key.encode()
-                by_partition[topic, partition_for(encoded, partition_counts[topic])].append((encoded, payload))
-                events += 1
-        acks = []
+            if row.topic not in partition_counts:
+                partition_counts[row.topic] = len(await producer.partitions_for(row.topic))
+            for index, (text_key, payload) in enumerate(zip(row.keys, row.payloads, strict=True)):
+                encoded = text_key.encode()
+                if len(encoded) + len(payload) + _RECORD_OVERHEAD > self._max_message_bytes:
+                    row.failed[index] = MessageSizeTooLargeError(f"{len(payload)} bytes")
+                    continue
+                partition = partition_for(encoded, partition_counts[row.topic])
+                by_partition[row.topic, partition].append((encoded, payload, row, index))
+        sends: list[tuple[asyncio.Future[Any], list[tuple[_Row, int]]]] = []
         for (topic, partition), records in by_partition.items():
             batch = producer.create_batch()
-            for key, value in records:
-                if batch.append(key=key, value=value, timestamp=None) is None:
+            members: list[tuple[_Row, int]] = []
+            for encoded_key, value, row, index in records:
+                if members and batch.append(key=encoded_key, value=value, timestamp=None) is None:
                     batch.close()
-                    acks.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch = producer.create_batch()
-                    batch.append(key=key, value=value, timestamp=None)
+                    sends.append((await producer.send_batch(batch, topic, partition=partition), members))
+                    batch, members = producer.create_batch(), []
+                if not members:
+                    batch.append(key=encoded_key, value=value, timestamp=None)
+                members.append((row, index))
             batch.close()
-            acks.append(await producer.send_batch(batch, topic, partition=partition))
-        return acks, events
+            sends.append((await producer.send_batch(batch, topic, partition=partition), members))
+        return sends
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -186,3 +297,66 @@ class OutboxRelay:
         if producer is not None:
             with contextlib.suppress(Exception):
                 await producer.stop()
+
+
+@dataclass(frozen=True)
+class DeadRecord:
+    id: int
+    topic: str
+    key: str
+    size: int
+    error: str
+    queued_at: datetime
+    set_aside_at: datetime
+
+
+class OutboxDeadLetters:
+    """The records a service's relay set aside: listed and requeued by its admin command."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def list(self, limit: int = 100) -> list[DeadRecord]:
+        rows = await self._pool.fetch(
+            "SELECT id, topic, key, octet_length(payload) AS size, error, queued_at, set_aside_at"
+            " FROM outbox_dead ORDER BY id LIMIT $1",
+            limit,
+        )
+        return [DeadRecord(**dict(r)) for r in rows]
+
+    async def requeue(self, ids: Sequence[int] | None = None) -> int:
+        """Put set-aside records back in the outbox (all of them when ``ids`` is None), e.g.
+        after the broker's limit was raised; returns how many."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "DELETE FROM outbox_dead WHERE $1::bigint[] IS NULL OR id = ANY($1::bigint[])"
+                " RETURNING id, topic, key, payload",
+                list(ids) if ids is not None else None,
+            )
+            for row in sorted(rows, key=lambda r: r["id"]):
+                await conn.execute(_INSERT, row["topic"], [row["key"]], [row["payload"]])
+        return len(rows)
+
+
+def add_admin_commands(areas: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``outbox list`` and ``outbox requeue`` for a service's admin command line."""
+    outbox = areas.add_parser("outbox", help="records the outbox relay set aside").add_subparsers(
+        dest="action", required=True
+    )
+    listing = outbox.add_parser("list", help="records Kafka refused for good, oldest first")
+    listing.add_argument("--limit", type=int, default=100)
+    requeue = outbox.add_parser("requeue", help="put set-aside records back in the outbox (e.g. after raising limits)")
+    requeue.add_argument("ids", nargs="*", type=int, default=[], help="ids from `outbox list`")
+    requeue.add_argument("--all", action="store_true", help="every set-aside record")
+
+
+async def run_admin_command(args: argparse.Namespace, pool: asyncpg.Pool) -> dict[str, Any]:
+    """Carry out an ``outbox`` admin command; returns what to print."""
+    dead = OutboxDeadLetters(pool)
+    if args.action == "list":
+        records = await dead.list(args.limit)
+        return {"set_aside": [vars(r) for r in records]}
+    if bool(args.all) == bool(args.ids):
+        raise ValueError("name the ids to requeue, or --all")
+    requeued = await dead.requeue(None if args.all else args.ids)
+    return {"requeued": requeued}

@@ -16,7 +16,16 @@ from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from services.common.consumer import ConsumerRuntime, ConsumerSettings, GiveUp, Handler
+from services.common.backoff import Backoff
+from services.common.consumer import (
+    ConsumerRuntime,
+    ConsumerSettings,
+    GiveUp,
+    Handler,
+    Undecodable,
+    dead_letter_topic,
+    partner_of,
+)
 from services.common.db import create_pool, ping
 from services.common.health import health_router
 from services.common.kafka import KafkaProbe, TopicSpec, ensure_topics, make_producer
@@ -45,8 +54,10 @@ class KafkaWorker:
         self._starter = asyncio.create_task(self._start(), name=f"start-{self._settings.group_id}")
 
     async def _start(self) -> None:
-        delay = 0.5
+        retries = Backoff(0.5, self._max_backoff_s)
+        attempt = 0
         while True:
+            attempt += 1
             producer = make_producer(self._settings.bootstrap_servers, self._settings.client_id)
             try:
                 await ensure_topics(self._settings.bootstrap_servers, self._topics)
@@ -56,9 +67,11 @@ class KafkaWorker:
             except (KafkaError, OSError) as exc:
                 with contextlib.suppress(Exception):
                     await producer.stop()
-                log.warning("Kafka not ready; retrying", extra={"error": type(exc).__name__, "retry_in_s": delay})
+                delay = retries.delay(attempt)
+                log.warning(
+                    "Kafka not ready; retrying", extra={"error": type(exc).__name__, "retry_in_s": round(delay, 2)}
+                )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max_backoff_s)
                 continue
             self._producer, self.runtime = producer, runtime
             log.info("consuming", extra={"group": self._settings.group_id, "topics": self._settings.topics})
@@ -144,19 +157,27 @@ def consumer_settings(
     settings: WorkerConfig,
     *,
     topics: Sequence[str],
-    dead_letter_topic: str,
     client_id: str,
     concurrency: int,
     on_give_up: GiveUp | None = None,
+    on_undecodable: Undecodable | None = None,
+    prefetch: int = 0,
+    per_partner_concurrency: int = 0,
 ) -> ConsumerSettings:
     """The consumer runtime's settings for a worker: ``topics`` are base names (the prefix is
-    added, to them and to the group), heartbeats at a third of the session timeout."""
+    added, to them and to the group), dead letters go to ``<group>.dlq``, heartbeats at a third
+    of the session timeout. ``per_partner_concurrency`` caps the slots one partner's calls take."""
+    group = settings.topic(settings.group_id)
     return ConsumerSettings(
         bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=settings.topic(settings.group_id),
+        group_id=group,
         topics=[settings.topic(t) for t in topics],
-        dead_letter_topic=dead_letter_topic,
+        dead_letter_topic=dead_letter_topic(group),
         on_give_up=on_give_up,
+        on_undecodable=on_undecodable,
+        prefetch=prefetch,
+        fairness_key=partner_of if per_partner_concurrency else None,
+        per_key_concurrency=per_partner_concurrency,
         topic_prefix=settings.kafka_topic_prefix,
         client_id=client_id,
         concurrency=concurrency,

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from schemas.events import TOPIC_FAILED, TOPIC_FETCHED, TOPIC_INGESTED, TOPIC_PROGRESS
 from services.common import ssrf
 from services.common.blobs import open_blob_store
+from services.common.consumer import dead_letter_topic
 from services.common.kafka import TopicSpec
 from services.common.logging import configure_logging
 from services.common.progress import progress_announcer
@@ -29,10 +30,6 @@ from services.fetcher.media import MediaInfo, MediaProblem, probe_file
 from services.fetcher.repository import FetcherRepository
 
 log = logging.getLogger("services.fetcher")
-
-
-def dead_letter_topic(settings: FetcherSettings) -> str:
-    return settings.topic(f"{TOPIC_INGESTED}.{settings.group_id}.dlq")
 
 
 def _clean_spool(spool: Path) -> None:
@@ -109,17 +106,19 @@ def create_app(settings: FetcherSettings | None = None) -> FastAPI:
                 consumer_settings(
                     settings,
                     topics=[TOPIC_INGESTED],
-                    dead_letter_topic=dead_letter_topic(settings),
                     client_id="fetcher",
                     concurrency=settings.concurrency,
+                    prefetch=settings.prefetch,
+                    per_partner_concurrency=settings.per_partner_concurrency,
                     on_give_up=handlers.gave_up,
+                    on_undecodable=handlers.undecodable,
                 ),
                 functools.partial(handlers.handle_ingested, deps=deps),
                 topics=[
                     TopicSpec(settings.topic(name), partitions, replicas)
                     for name in (TOPIC_INGESTED, TOPIC_FETCHED, TOPIC_FAILED, TOPIC_PROGRESS)
                 ]
-                + [TopicSpec(dead_letter_topic(settings), partitions, replicas)],
+                + [TopicSpec(dead_letter_topic(settings.topic(settings.group_id)), partitions, replicas)],
             )
             log.info("fetcher started", extra={"group": settings.group_id, "blob_backend": settings.blob_backend})
             yield

@@ -20,6 +20,15 @@ class FetcherSettings(ServiceSettings, BlobStoreSettings):
     db_schema: str = "fetcher"
     group_id: str = "fetcher"
     concurrency: int = Field(16, ge=1, description="downloads in flight per process")
+    per_partner_concurrency: int = Field(
+        4, ge=1, description="downloads in flight per process for one partner: the rest of the slots stay for others"
+    )
+    prefetch: int = Field(
+        256,
+        ge=1,
+        description="calls held per process (downloading or waiting for a slot), so other partners' calls"
+        " queued behind a busy partner's are reached",
+    )
     max_attempts: int = Field(5, ge=1, description="handler crashes before a message is dead-lettered")
     session_timeout_ms: int = Field(
         30_000, ge=6_000, description="how soon the group notices a dead fetcher and reassigns its partitions"

@@ -3,6 +3,8 @@ event); anything else escaping a handler is a crash the consumer runtime retries
 
 from __future__ import annotations
 
+from schemas.events import FetchFailureCode, PipelineFailureCode
+
 
 class FetcherError(Exception):
     """Root of the fetcher's errors."""
@@ -13,12 +15,11 @@ class FetcherError(Exception):
 class FetchFailed(FetcherError):
     """The recording cannot be fetched or is not acceptable.
 
-    Codes: http_status, timeout, connection_error, too_large, empty_body, blocked_address,
-    invalid_url, too_many_redirects, unsupported_format, no_audio_stream, corrupt.
+    Codes: ``schemas.events.FetchFailureCode`` (and ``internal_error`` when the runtime gives up).
     """
 
-    def __init__(self, code: str, message: str, *, retryable: bool) -> None:
+    def __init__(self, code: FetchFailureCode | PipelineFailureCode, message: str, *, retryable: bool) -> None:
         super().__init__(message)
-        self.code = code
+        self.code: FetchFailureCode | PipelineFailureCode = code
         self.message = message
         self.retryable = retryable

@@ -12,14 +12,14 @@ import asyncio
 import hashlib
 import logging
 import os
-import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import aiohttp
+from aiokafka.structs import ConsumerRecord
 
 from schemas.events import (
     AnyEvent,
@@ -28,9 +28,12 @@ from schemas.events import (
     CallFetched,
     CallFetchedPayload,
     CallIngested,
+    FetchFailureCode,
+    failure_from_key,
     follow_up,
 )
-from services.common import ssrf
+from services.common import backoff, ssrf
+from services.common.backoff import Backoff
 from services.common.blobs import BlobStore
 from services.common.http import parse_retry_after
 from services.common.progress import Announce, announce_stage
@@ -76,7 +79,12 @@ class Spooled:
 
 
 class _Retryable(Exception):
-    def __init__(self, code: str, message: str, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        code: Literal["http_status", "timeout", "connection_error"],
+        message: str,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.code, self.message, self.retry_after_s = code, message, retry_after_s
 
@@ -134,6 +142,7 @@ async def fetch_recording(url: str, deps: FetchDeps) -> Fetch:
 async def download(url: str, session: aiohttp.ClientSession, spool_dir: Path, limits: DownloadLimits) -> Spooled:
     """Stream ``url`` to a spool file, retrying what may pass (connection errors, timeouts, 5xx,
     429) with exponential backoff and jitter, honouring Retry-After."""
+    retries = Backoff(limits.backoff_base_s, limits.backoff_max_s)
     attempt = 0
     while True:
         attempt += 1
@@ -142,13 +151,10 @@ async def download(url: str, session: aiohttp.ClientSession, spool_dir: Path, li
         except _Retryable as problem:
             if attempt >= limits.attempts:
                 raise FetchFailed(problem.code, problem.message, retryable=True) from None
-            backoff = min(limits.backoff_max_s, limits.backoff_base_s * 2 ** (attempt - 1))
-            delay = backoff * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
-            if problem.retry_after_s is not None:
-                if problem.retry_after_s > limits.retry_after_max_s:
-                    raise FetchFailed(problem.code, problem.message, retryable=True) from None
-                delay = max(delay, problem.retry_after_s)
-            await asyncio.sleep(delay)
+            if problem.retry_after_s is not None and problem.retry_after_s > limits.retry_after_max_s:
+                raise FetchFailed(problem.code, problem.message, retryable=True) from None
+            # The wait holds no download slot: other calls (other partners') go on meanwhile.
+            await backoff.wait(retries.delay(attempt, problem.retry_after_s))
 
 
 async def _download_once(url: str, session: aiohttp.ClientSession, spool_dir: Path, limits: DownloadLimits) -> Spooled:
@@ -171,13 +177,23 @@ async def _download_once(url: str, session: aiohttp.ClientSession, spool_dir: Pa
                 )
             return await _spool(response, spool_dir, limits.max_bytes)
     except ssrf.SsrfError as exc:
-        raise FetchFailed(exc.code, str(exc), retryable=False) from None
+        raise FetchFailed(_ssrf_code(exc), str(exc), retryable=False) from None
     except TimeoutError:
         raise _Retryable("timeout", "the recording host did not answer in time") from None
     except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
         if isinstance(exc, aiohttp.ServerTimeoutError):
             raise _Retryable("timeout", "the recording host did not answer in time") from None
         raise _Retryable("connection_error", "the connection to the recording host failed") from None
+
+
+def _ssrf_code(exc: ssrf.SsrfError) -> FetchFailureCode:
+    if isinstance(exc, ssrf.InvalidUrl):
+        return "invalid_url"
+    if isinstance(exc, ssrf.UnsupportedScheme):
+        return "unsupported_scheme"
+    if isinstance(exc, ssrf.TooManyRedirects):
+        return "too_many_redirects"
+    return "blocked_address"
 
 
 async def _spool(response: aiohttp.ClientResponse, spool_dir: Path, max_bytes: int) -> Spooled:
@@ -258,3 +274,16 @@ def gave_up(event: AnyEvent, exc: BaseException) -> list[AnyEvent]:
             ),
         )
     ]
+
+
+def undecodable(record: ConsumerRecord) -> list[AnyEvent]:
+    """What a call becomes when its message cannot be decoded, not even salvaged: a failure
+    (``undecodable_event``) built from the message key, so the call still reaches a final state."""
+    failed = failure_from_key(
+        record.key,
+        record.value or b"",
+        stage="fetch",
+        source=SOURCE,
+        event_id=uuid.uuid5(_EVENT_NAMESPACE, f"{record.topic}/{record.partition}/{record.offset}/undecodable"),
+    )
+    return [failed] if failed is not None else []

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 import av
 
@@ -37,7 +37,7 @@ class MediaInfo:
 
 @dataclass(frozen=True)
 class MediaProblem:
-    code: str  # unsupported_format | no_audio_stream | corrupt (damaged or truncated) | empty_body
+    code: Literal["unsupported_format", "no_audio_stream", "corrupt", "empty_body"]  # corrupt: damaged or truncated
     message: str
 
 

@@ -7,6 +7,8 @@
     python -m services.gateway.admin key rotate PARTNER_ID [--grace-seconds 86400]
     python -m services.gateway.admin key revoke API_KEY
     python -m services.gateway.admin dev-partner --credentials-file .local/dev-credentials.env
+    python -m services.gateway.admin outbox list
+    python -m services.gateway.admin outbox requeue (ID ... | --all)
 
 A secret is shown once, when it is issued; only its hash is stored.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.db import create_pool
+from services.common.outbox import add_admin_commands, run_admin_command
 from services.gateway.config import GatewaySettings
 from services.gateway.repository import GatewayRepository
 from services.gateway.security import IssuedCredential, issue_credential, new_partner_id, secret_matches
@@ -148,6 +151,11 @@ async def run(args: argparse.Namespace, settings: GatewaySettings) -> int:
                 if not await repo.revoke_credential(args.api_key):
                     return _fail("no active credential with that key")
                 _out({"api_key": args.api_key, "revoked": True})
+            case ("outbox", _):
+                try:
+                    _out(await run_admin_command(args, pool))
+                except ValueError as exc:
+                    return _fail(str(exc))
             case ("dev-partner", _):
                 _out(await dev_partner(repo, Path(args.credentials_file)))
     finally:
@@ -178,6 +186,8 @@ def parser() -> argparse.ArgumentParser:
     rotate.add_argument("partner_id")
     rotate.add_argument("--grace-seconds", type=float, default=0.0)
     key.add_parser("revoke").add_argument("api_key")
+
+    add_admin_commands(areas)
 
     dev = areas.add_parser("dev-partner", help="development partner and credentials (make up)")
     dev.add_argument("--credentials-file", default=".local/dev-credentials.env")

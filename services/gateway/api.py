@@ -6,39 +6,29 @@ Also the single place where errors become responses (``error_response``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request, Security
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from fastapi.security import APIKeyHeader
 
-from services.common.outbox import OutboxRelay
 from services.gateway import handlers
-from services.gateway.config import GatewaySettings
-from services.gateway.errors import GatewayError, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from services.gateway.deps import (
+    AdmittedPartner,
+    ApiKeyUsed,
+    ConfigBody,
+    Context,
+    IngestBody,
+    ReaderTenancy,
+    WriterTenancy,
+)
+from services.gateway.errors import GatewayError, ValidationFailed
 from services.gateway.models import ErrorResponse, SuccessResponse, ValidationErrorResponse
-from services.gateway.repository import GatewayRepository
 
 INGEST_PATH = "/api/v1/partner/ingest/batch-call"
 CONFIG_PATH = "/api/v1/partner/analysis-config"
 CALLS_PATH = "/api/v1/partner/calls"
-MAX_CONFIG_BYTES = 256 * 1024
-
-
-@dataclass
-class GatewayContext:
-    """Everything a request needs; built by the app's lifespan, stored on ``app.state``."""
-
-    settings: GatewaySettings
-    repo: GatewayRepository
-    credentials: handlers.CredentialCache
-    snapshots: handlers.ConfigSnapshots
-    relay: OutboxRelay
-    ingest_topic: str
-    commands_topic: str = ""
 
 
 def json_response(body: dict[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -46,34 +36,11 @@ def json_response(body: dict[str, Any], status: int = 200, headers: Mapping[str,
 
 
 def error_response(exc: GatewayError) -> Response:
-    """The spec's error shape for every expected failure."""
+    """The spec's error shape for every expected failure (the app's exception handler)."""
     body: dict[str, Any] = {"success": False, "message": exc.message}
     if isinstance(exc, ValidationFailed):
         body["errors"] = exc.errors
     return json_response(body, exc.status, exc.headers)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes:
-    from Content-Length before reading anything, else by counting the streamed chunks."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge()
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _is_json(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 def _example(message: str, **extra: Any) -> dict[str, Any]:
@@ -128,45 +95,6 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter()
-_api_key = APIKeyHeader(name="x-api-key", auto_error=False, scheme_name="ApiKey")
-_api_secret = APIKeyHeader(name="x-api-secret", auto_error=False, scheme_name="ApiSecret")
-
-
-@dataclass(frozen=True)
-class CallerHeaders:
-    api_key: str | None
-    api_secret: str | None
-    tenant_id: str | None
-    subtenant_id: str | None
-
-
-def caller_headers(
-    x_api_key: str | None = Security(_api_key),
-    x_api_secret: str | None = Security(_api_secret),
-    x_tenant_id: str | None = Header(None, description="Your customer's tenant id."),
-    x_sub_tenant_id: str | None = Header(None, description="Your customer's subtenant id."),
-) -> CallerHeaders:
-    """The headers every partner request carries, as sent; ``admit`` checks them in order."""
-    return CallerHeaders(x_api_key, x_api_secret, x_tenant_id, x_sub_tenant_id)
-
-
-Caller = Annotated[CallerHeaders, Depends(caller_headers)]
-
-
-async def admit(
-    request: Request, ctx: GatewayContext, caller: CallerHeaders
-) -> tuple[handlers.Partner, handlers.Tenancy]:
-    """Credentials (403), then the partner's rate limit (429), then tenancy (400)."""
-    partner = await handlers.authenticate(ctx.credentials, caller.api_key, caller.api_secret)
-    request.state.partner_id = partner.partner_id
-    await handlers.enforce_rate_limit(ctx.repo, partner, ctx.settings.default_rate_limit_per_minute)
-    return partner, handlers.require_tenancy(caller.tenant_id, caller.subtenant_id)
-
-
-async def read_json(request: Request, limit: int) -> bytes:
-    if not _is_json(request.headers.get("content-type")):
-        raise UnsupportedMediaType()
-    return await read_body(request, limit)
 
 
 @router.post(
@@ -187,22 +115,18 @@ async def read_json(request: Request, limit: int) -> bytes:
         }
     },
 )
-async def ingest_batch_call(request: Request, caller: Caller) -> Response:
-    ctx: GatewayContext = request.app.state.gateway
-    try:
-        partner, tenancy = await admit(request, ctx, caller)
-        items = handlers.parse_batch(await read_json(request, ctx.settings.max_body_bytes))
-        outcomes = await handlers.ingest_batch(
-            ctx.repo,
-            partner,
-            tenancy,
-            items,
-            topic=ctx.ingest_topic,
-            received_at=datetime.now(UTC),
-            analysis_config=await ctx.snapshots.get(partner, tenancy),
-        )
-    except GatewayError as exc:
-        return error_response(exc)
+async def ingest_batch_call(
+    ctx: Context, partner: AdmittedPartner, tenancy: WriterTenancy, body: IngestBody
+) -> Response:
+    outcomes = await handlers.ingest_batch(
+        ctx.repo,
+        partner,
+        tenancy,
+        handlers.parse_batch(body),
+        topic=ctx.ingest_topic,
+        received_at=datetime.now(UTC),
+        analysis_config=await ctx.snapshots.get(partner, tenancy),
+    )
     if any(o["status"] == "accepted" for o in outcomes):
         ctx.relay.wake()
     return json_response({"success": True, "data": {"calls": outcomes}})
@@ -240,7 +164,12 @@ _CONFIG_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The effective configuration for this tenant and subtenant, and the levels it comes from.",
         "content": {"application/json": {"example": _CONFIG_EXAMPLE}},
     },
-    **{code: _RESPONSES[code] for code in (400, 403, 413, 415, 422, 429, 500)},
+    **{code: _RESPONSES[code] for code in (400, 403, 415, 422, 429, 500)},
+    413: {
+        "model": ErrorResponse,
+        "description": "Body larger than 256 KB.",
+        "content": _example("Request payload exceeds the 256KB limit"),
+    },
 }
 
 
@@ -257,13 +186,8 @@ _CONFIG_RESPONSES: dict[int | str, dict[str, Any]] = {
     responses=_CONFIG_RESPONSES,
     response_class=Response,
 )
-async def get_analysis_config(request: Request, caller: Caller) -> Response:
-    ctx: GatewayContext = request.app.state.gateway
-    try:
-        partner, tenancy = await admit(request, ctx, caller)
-        view = await handlers.describe_config(ctx.repo, partner, tenancy)
-    except GatewayError as exc:
-        return error_response(exc)
+async def get_analysis_config(ctx: Context, partner: AdmittedPartner, tenancy: WriterTenancy) -> Response:
+    view = await handlers.describe_config(ctx.repo, partner, tenancy)
     return json_response({"success": True, "data": view})
 
 
@@ -286,35 +210,21 @@ async def get_analysis_config(request: Request, caller: Caller) -> Response:
     },
 )
 async def put_analysis_config(
-    request: Request,
-    caller: Caller,
+    ctx: Context,
+    partner: AdmittedPartner,
+    tenancy: WriterTenancy,
+    body: ConfigBody,
     scope: Annotated[str | None, Query(description="tenant or subtenant")] = None,
 ) -> Response:
-    ctx: GatewayContext = request.app.state.gateway
-    try:
-        partner, tenancy = await admit(request, ctx, caller)
-        level = handlers.parse_scope(scope)
-        document = handlers.parse_config(await read_json(request, MAX_CONFIG_BYTES))
-        view = await handlers.save_config(ctx.repo, ctx.snapshots, partner, tenancy, scope=level, document=document)
-    except GatewayError as exc:
-        return error_response(exc)
+    level = handlers.parse_scope(scope)
+    document = handlers.parse_config(body)
+    view = await handlers.save_config(ctx.repo, ctx.snapshots, partner, tenancy, scope=level, document=document)
     return json_response({"success": True, "data": view})
 
 
 # ---------------------------------------------------------------------------------------------
 # Status and results
 # ---------------------------------------------------------------------------------------------
-
-
-async def admit_reader(
-    request: Request, ctx: GatewayContext, caller: CallerHeaders
-) -> tuple[handlers.Partner, handlers.ReadScope]:
-    """As ``admit`` (403, 429, then 400), with the readers' tenancy rule: ``x-tenant-id``
-    required, ``x-sub-tenant-id`` optional (narrows the view to that subtenant)."""
-    partner = await handlers.authenticate(ctx.credentials, caller.api_key, caller.api_secret)
-    request.state.partner_id = partner.partner_id
-    await handlers.enforce_rate_limit(ctx.repo, partner, ctx.settings.default_rate_limit_per_minute)
-    return partner, handlers.reader_scope(caller.tenant_id, caller.subtenant_id)
 
 
 _TIMESTAMPS_EXAMPLE = {
@@ -534,8 +444,9 @@ _REDELIVER_RESPONSES: dict[int | str, dict[str, Any]] = {
     response_class=Response,
 )
 async def list_calls(
-    request: Request,
-    caller: Caller,
+    ctx: Context,
+    partner: AdmittedPartner,
+    scope: ReaderTenancy,
     *,
     status: Annotated[
         str | None, Query(description="received, fetching, fetched, analyzing, completed, failed")
@@ -548,23 +459,18 @@ async def list_calls(
     limit: Annotated[str | None, Query(description="Page size, 1 to 200 (default 50)")] = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Response:
-    ctx: GatewayContext = request.app.state.gateway
-    try:
-        partner, scope = await admit_reader(request, ctx, caller)
-        filters, size = handlers.parse_list_query(
-            scope,
-            status=status,
-            subtenant=subtenant,
-            agent=agent,
-            received_from=received_from,
-            received_to=received_to,
-            intent=intent,
-            limit=limit,
-            cursor=cursor,
-        )
-        page = await handlers.list_calls(ctx.repo, partner, filters, size)
-    except GatewayError as exc:
-        return error_response(exc)
+    filters, size = handlers.parse_list_query(
+        scope,
+        status=status,
+        subtenant=subtenant,
+        agent=agent,
+        received_from=received_from,
+        received_to=received_to,
+        intent=intent,
+        limit=limit,
+        cursor=cursor,
+    )
+    page = await handlers.list_calls(ctx.repo, partner, filters, size)
     return json_response({"success": True, "data": page})
 
 
@@ -581,13 +487,8 @@ async def list_calls(
     responses=_CALL_RESPONSES,
     response_class=Response,
 )
-async def get_call(request: Request, caller: Caller, call_id: str) -> Response:
-    ctx: GatewayContext = request.app.state.gateway
-    try:
-        partner, scope = await admit_reader(request, ctx, caller)
-        view = await handlers.describe_call(ctx.repo, partner, scope, call_id)
-    except GatewayError as exc:
-        return error_response(exc)
+async def get_call(ctx: Context, partner: AdmittedPartner, scope: ReaderTenancy, call_id: str) -> Response:
+    view = await handlers.describe_call(ctx.repo, partner, scope, call_id)
     return json_response({"success": True, "data": view})
 
 
@@ -604,20 +505,18 @@ async def get_call(request: Request, caller: Caller, call_id: str) -> Response:
     responses=_REDELIVER_RESPONSES,
     response_class=Response,
 )
-async def redeliver_callback(request: Request, caller: Caller, call_id: str) -> Response:
-    ctx: GatewayContext = request.app.state.gateway
-    try:
-        partner, scope = await admit_reader(request, ctx, caller)
-        requested = await handlers.request_redelivery(
-            ctx.repo,
-            partner,
-            scope,
-            call_id,
-            topic=ctx.commands_topic,
-            requested_by=handlers.requester(partner, caller.api_key or ""),
-            now=datetime.now(UTC),
-        )
-    except GatewayError as exc:
-        return error_response(exc)
+async def redeliver_callback(
+    ctx: Context, partner: AdmittedPartner, scope: ReaderTenancy, api_key: ApiKeyUsed, call_id: str
+) -> Response:
+    requested = await handlers.request_redelivery(
+        ctx.repo,
+        partner,
+        scope,
+        call_id,
+        topic=ctx.commands_topic,
+        requested_by=handlers.requester(partner, api_key),
+        now=datetime.now(UTC),
+        guard_s=ctx.settings.redelivery_guard_s,
+    )
     ctx.relay.wake()
     return json_response({"success": True, "data": requested}, 202)

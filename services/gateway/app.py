@@ -28,16 +28,18 @@ from schemas.events import (
     TOPIC_INGESTED,
     TOPIC_PROGRESS,
 )
-from services.common.consumer import ConsumerSettings
+from services.common.consumer import ConsumerSettings, dead_letter_topic
 from services.common.db import create_pool, ping
 from services.common.health import health_router
 from services.common.kafka import KafkaProbe, TopicSpec, ensure_topics, make_producer
 from services.common.logging import configure_logging
 from services.common.outbox import OutboxRelay
 from services.common.worker import KafkaWorker
-from services.gateway import read_model
-from services.gateway.api import GatewayContext, json_response, router
+from services.gateway import handlers, read_model
+from services.gateway.api import error_response, json_response, router
 from services.gateway.config import GatewaySettings
+from services.gateway.deps import GatewayContext
+from services.gateway.errors import GatewayError
 from services.gateway.handlers import ConfigSnapshots, CredentialCache
 from services.gateway.models import BATCH, CONFIG
 from services.gateway.repository import GatewayRepository
@@ -127,7 +129,7 @@ def read_model_worker(settings: GatewaySettings, repo: GatewayRepository) -> Kaf
     """The read model's consumer: every gateway process joins one group, so the partitions are
     shared between them; a message that keeps failing goes to ``<group>.dlq``."""
     group = settings.kafka_topic_prefix + settings.read_model_group_id
-    dead_letter = settings.topic(f"{settings.read_model_group_id}.dlq")
+    dead_letter = dead_letter_topic(group)
     partitions, replicas = settings.kafka_topic_partitions, settings.kafka_replication_factor
     return KafkaWorker(
         ConsumerSettings(
@@ -191,6 +193,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             prepare=prepare_topics,
             batch_size=settings.outbox_batch_size,
             poll_interval=settings.outbox_poll_interval_s,
+            on_unpublishable=functools.partial(handlers.unpublishable, failed_topic=settings.topic(TOPIC_FAILED)),
         )
         probe = KafkaProbe(bootstrap)
         repo = GatewayRepository(pool)
@@ -202,6 +205,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         # Readiness stays PostgreSQL and Kafka: ingestion does not depend on the read model, so a
         # lagging consumer must not take the API out of the load balancer.
         app.state.readiness_checks = {"postgres": lambda: ping(pool), "kafka": probe.check}
+        app.state.readiness_details = {"outbox": relay.details}
         relay.start()
         if worker is not None:
             worker.start()
@@ -226,6 +230,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.include_router(router)
     app.include_router(health_router())
+
+    @app.exception_handler(GatewayError)
+    async def gateway_error(_: Request, exc: GatewayError) -> Response:
+        return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:

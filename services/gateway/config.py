@@ -17,6 +17,14 @@ class GatewaySettings(ServiceSettings):
     db_schema: str = "gateway"
 
     max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="the spec's 5 MB payload cap")
+    max_config_bytes: int = Field(256 * 1024, ge=1024, description="cap of an analysis configuration body")
+    body_idle_timeout_s: float = Field(
+        10.0, gt=0, description="longest pause while a request body arrives before 408 (the connection is closed)"
+    )
+    body_timeout_s: float = Field(60.0, gt=0, description="longest a whole request body may take to arrive")
+    redelivery_guard_s: float = Field(
+        300.0, gt=0, description="how long an unanswered redelivery request blocks the next one"
+    )
     default_rate_limit_per_minute: int = Field(120, ge=1, description="per partner, unless set on the partner")
 
     credential_cache_ttl_s: float = Field(

@@ -9,9 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
@@ -21,12 +23,18 @@ from schemas.analysis import DEFAULT_CONFIG, INTENTS, AnalysisConfig, ConfigSnap
 from schemas.events import (
     CallbackRedeliverRequested,
     CallbackRedeliverRequestedPayload,
-    call_key,
+    CallFailed,
+    CallFailedPayload,
+    CallIngested,
+    CallIngestedPayload,
     dump_event,
     encode_call_ingested,
+    follow_up,
     new_event_ids,
+    salvage_event,
 )
 from services.common.cache import TtlCache
+from services.common.kafka import MAX_CALL_EVENT_BYTES
 from services.gateway.errors import (
     CallNotFound,
     Conflict,
@@ -40,13 +48,18 @@ from services.gateway.errors import (
 from services.gateway.models import (
     BATCH,
     CONFIG,
+    DEPTH_PREDICATE,
     ITEM_FIELDS,
+    ITEM_PART_FIELDS,
     MAX_TEXT,
     NUL_PREDICATE,
     AnalysisConfigIn,
     CallItemIn,
     field_errors,
+    first_too_deep,
     may_be_unportable,
+    may_hold_non_json_numbers,
+    too_deep,
     unportable,
 )
 from services.gateway.repository import STATUS_RANK, ConfigLevel, Credential, ListFilters, NewCall
@@ -87,17 +100,31 @@ class Tenancy:
 
 
 class CredentialCache:
-    """Remembers found credentials for ``ttl_s`` seconds, so a partner's steady traffic costs no
-    database round trip for authentication. Revoking or rotating a key therefore takes effect
-    on every replica within ``ttl_s``. Unknown keys are never cached (random keys cannot fill
-    the cache) and the secret is still checked on every request."""
+    """Remembers what a key lookup found for ``ttl_s`` seconds, so a partner's steady traffic
+    costs no database round trip for authentication. Revoking or rotating a key therefore takes
+    effect on every replica within ``ttl_s`` (so does a new key). The secret is still checked on
+    every request.
 
-    def __init__(self, lookup: CredentialLookup, ttl_s: float) -> None:
+    Unknown keys are remembered the same way, in a cache of their own: a key that exists and
+    one that does not take the same path and the same time (a database round trip the first
+    time, none within ``ttl_s``), so timing tells nothing about which keys exist; and random
+    keys can only crowd out other random keys, never a partner's."""
+
+    def __init__(self, lookup: CredentialLookup, ttl_s: float, max_entries: int = 10_000) -> None:
         self._lookup = lookup
-        self._cache: TtlCache[str, Credential] = TtlCache(ttl_s)
+        self._found: TtlCache[str, Credential] = TtlCache(ttl_s, max_entries)
+        self._unknown: TtlCache[str, bool] = TtlCache(ttl_s, max_entries)
 
     async def find_credential(self, api_key: str) -> Credential | None:
-        return await self._cache.get(api_key, lambda: self._lookup.find_credential(api_key))
+        found = self._found.peek(api_key)
+        if found is not None or self._unknown.peek(api_key):
+            return found
+        credential = await self._lookup.find_credential(api_key)
+        if credential is None:
+            self._unknown.put(api_key, True)
+        else:
+            self._found.put(api_key, credential)
+        return credential
 
 
 async def authenticate(credentials: CredentialLookup, api_key: str | None, api_secret: str | None) -> Partner:
@@ -118,9 +145,41 @@ async def enforce_rate_limit(repo: Repository, partner: Partner, default_per_min
         raise RateLimited(retry_after)
 
 
+def header_text(value: str | None) -> str | None:
+    """A header's value as the client meant it: HTTP carries bytes, which the server hands over
+    as Latin-1 text; tenancy ids are read as UTF-8, the encoding every HTTP client sends text
+    in, so ``ténant-ü`` is the same id in the headers, the events, the API and the dashboard.
+    ValueError when the bytes are not UTF-8 or hold control characters."""
+    if value is None or value.isascii():
+        text = value
+    else:
+        try:
+            text = value.encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            raise ValueError("not UTF-8") from None
+    if text is not None and not text.isprintable() and any(unicodedata.category(c) == "Cc" for c in text):
+        raise ValueError("control characters")
+    return text
+
+
+_TENANT_TEXT = "Tenant ID must be UTF-8 text without control characters"
+_SUBTENANT_TEXT = "Subtenant ID must be UTF-8 text without control characters"
+
+
+def _tenancy_headers(tenant_id: str | None, subtenant_id: str | None) -> tuple[str, str]:
+    try:
+        tenant = (header_text(tenant_id) or "").strip()
+    except ValueError:
+        raise TenantMissing(_TENANT_TEXT) from None
+    try:
+        subtenant = (header_text(subtenant_id) or "").strip()
+    except ValueError:
+        raise SubtenantMissing(_SUBTENANT_TEXT) from None
+    return tenant, subtenant
+
+
 def require_tenancy(tenant_id: str | None, subtenant_id: str | None) -> Tenancy:
-    tenant = (tenant_id or "").strip()
-    subtenant = (subtenant_id or "").strip()
+    tenant, subtenant = _tenancy_headers(tenant_id, subtenant_id)
     if not tenant:
         raise TenantMissing()
     if len(tenant) > MAX_TEXT:
@@ -132,17 +191,39 @@ def require_tenancy(tenant_id: str | None, subtenant_id: str | None) -> Tenancy:
     return Tenancy(tenant, subtenant)
 
 
+def _strict_json(body: bytes) -> Any:
+    """``body`` parsed by a strict RFC 8259 parser (no NaN, no Infinity, no number beyond a
+    double); MalformedBody if it is not such JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise MalformedBody() from None
+
+
 def parse_batch(body: bytes) -> list[CallItemIn]:
-    """Parse and validate the JSON body, reporting every error of the request at once."""
+    """Parse and validate the JSON body, reporting every error of the request at once.
+
+    Beyond the contract's rules, refuses what a later stage could not carry: NaN, Infinity and
+    numbers no double holds (400, they are not JSON), nesting deeper than ``MAX_JSON_DEPTH``, NUL
+    characters and integers beyond 64 bits (422 naming the field). The rarer checks run only when
+    a cheap scan of the raw bytes says they could matter, to keep the hot path lean."""
+    if may_hold_non_json_numbers(body):
+        _strict_json(body)
     try:
         items = BATCH.validate_json(body)["data"]
     except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors()):
+        problems = exc.errors()
+        if any(e["type"] == "json_invalid" and "recursion limit" in e["msg"] for e in problems):
+            # Deeper than pydantic's own parser goes: valid JSON, refused for its depth.
+            at = first_too_deep(_strict_json(body)) or "body"
+            raise ValidationFailed([{"field": at, "message": f"{at.rsplit('.', 1)[-1]} {DEPTH_PREDICATE}"}]) from None
+        if any(e["type"] == "json_invalid" for e in problems):
             raise MalformedBody() from None
         raise ValidationFailed(field_errors(exc)) from None
-    # Values valid JSON allows but nothing downstream can carry (checked fully only when the raw
-    # body could hold one, to keep the hot path free of a walk over every field).
-    if may_be_unportable(body) and (errors := unportable(items, "data")):
+    errors = too_deep(items)
+    if may_be_unportable(body):
+        errors += unportable(items, "data")
+    if errors:
         raise ValidationFailed(errors)
     return items
 
@@ -175,6 +256,29 @@ def encode_event(
     )
 
 
+def oversized_call(index: int, item: CallItemIn, size: int) -> dict[str, str]:
+    """The field error of a call whose event would exceed ``MAX_CALL_EVENT_BYTES``: named by its
+    largest unknown field (what a partner can leave out), else by the call item itself."""
+    raw: dict[str, Any] = item  # type: ignore[assignment]
+    unknown: list[tuple[int, str]] = [
+        (len(orjson.dumps(raw[key])), f"data[{index}].{key}") for key in raw.keys() - ITEM_FIELDS
+    ]
+    for part in ("call", "agent", "customer"):
+        known = ITEM_PART_FIELDS[part]
+        unknown += [
+            (len(orjson.dumps(value)), f"data[{index}].{part}.{key}")
+            for key, value in raw[part].items()
+            if key not in known
+        ]
+    field = max(unknown)[1] if unknown else f"data[{index}]"
+    name = field.rsplit(".", 1)[-1]
+    return {
+        "field": field,
+        "message": f"{name} makes the call {size} bytes once encoded; a call may take at most "
+        f"{MAX_CALL_EVENT_BYTES} bytes",
+    }
+
+
 async def ingest_batch(
     repo: Repository,
     partner: Partner,
@@ -191,19 +295,21 @@ async def ingest_batch(
     ``duplicate`` for an id already known (earlier request, concurrent request, or earlier in
     this batch), which is not processed again.
     """
-    first: dict[str, CallItemIn] = {}
-    for item in items:
-        first.setdefault(item["call"]["id"], item)
+    first: dict[str, tuple[int, CallItemIn]] = {}
+    for index, item in enumerate(items):
+        first.setdefault(item["call"]["id"], (index, item))
     event_ids = new_event_ids(len(first))
-    new_calls = [
-        NewCall(
-            call_id,
-            encode_event(
-                item, partner, tenancy, received_at=received_at, event_id=event_id, analysis_config=analysis_config
-            ),
+    new_calls = []
+    too_large: list[dict[str, str]] = []
+    for (call_id, (index, item)), event_id in zip(first.items(), event_ids, strict=True):
+        event = encode_event(
+            item, partner, tenancy, received_at=received_at, event_id=event_id, analysis_config=analysis_config
         )
-        for (call_id, item), event_id in zip(first.items(), event_ids, strict=True)
-    ]
+        if len(event) > MAX_CALL_EVENT_BYTES:
+            too_large.append(oversized_call(index, item, len(event)))
+        new_calls.append(NewCall(call_id, event))
+    if too_large:
+        raise ValidationFailed(too_large)
     accepted = await repo.record_calls(
         partner.partner_id,
         tenant_id=tenancy.tenant_id,
@@ -341,9 +447,14 @@ DEFAULT_PAGE = 50
 MAX_PAGE = 200
 STATUSES = tuple(STATUS_RANK)
 FINAL_DELIVERY_STATES = ("delivered", "failed")
+#: After this long without the notifier's answer, a redelivery request stops blocking the next
+#: one (its command was lost, say); the notifier answers in well under a second normally.
+REDELIVERY_GUARD_S = 300.0
 # ISO 8601 in UTC, as the ingestion API takes timestamps (Z or +00:00, up to microseconds).
 _UTC_TIMESTAMP = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|\+00:00)$")
 _UTC_MESSAGE = "must be an ISO 8601 date-time in UTC (YYYY-MM-DDThh:mm:ssZ)"
+# An integer as ASCII digits, short enough that int() is cheap (longer is out of range anyway).
+_LIMIT = re.compile(r"^[0-9]{1,9}$")
 
 
 class StatusRepository(Protocol):
@@ -356,6 +467,18 @@ class StatusRepository(Protocol):
     async def callback_attempts(self, partner_id: str, call_id: str) -> list[dict[str, Any]]: ...
     async def list_calls(self, partner_id: str, filters: ListFilters, limit: int) -> list[dict[str, Any]]: ...
     async def enqueue_event(self, topic: str, key: str, payload: bytes) -> None: ...
+    async def request_redelivery(
+        self,
+        partner_id: str,
+        call_id: str,
+        tenant_id: str,
+        subtenant_id: str | None,
+        *,
+        command_id: uuid.UUID,
+        guard_s: float,
+        topic: str,
+        command: Callable[[dict[str, Any]], bytes],
+    ) -> tuple[str, dict[str, Any] | None]: ...
 
 
 @dataclass(frozen=True)
@@ -369,8 +492,7 @@ class ReadScope:
 def reader_scope(tenant_id: str | None, subtenant_id: str | None) -> ReadScope:
     """``x-tenant-id`` is required (400, as for ingestion); ``x-sub-tenant-id`` narrows the view to
     one subtenant when present and not blank, else the whole tenant is visible."""
-    tenant = (tenant_id or "").strip()
-    subtenant = (subtenant_id or "").strip()
+    tenant, subtenant = _tenancy_headers(tenant_id, subtenant_id)
     if not tenant:
         raise TenantMissing()
     if len(tenant) > MAX_TEXT:
@@ -427,7 +549,7 @@ def call_view(row: dict[str, Any], attempts: list[dict[str, Any]] | None) -> dic
             intent=row.get("intent") if status == "completed" else None,
             quality_score=row.get("quality_score") if status == "completed" else None,
             error=error,
-            callback_state=row.get("delivery_state"),
+            callback_state="pending" if row.get("redelivery_command_id") else row.get("delivery_state"),
         )
         return view
     view["result"] = row.get("result") if status == "completed" else None
@@ -437,8 +559,9 @@ def call_view(row: dict[str, Any], attempts: list[dict[str, Any]] | None) -> dic
             "url": url,
             "delivery_id": row.get("delivery_id"),
             "kind": row.get("delivery_kind"),
-            "state": row.get("delivery_state"),
+            "state": "pending" if row.get("redelivery_command_id") else row.get("delivery_state"),
             "next_attempt_at": _iso(row.get("delivery_next_attempt_at")),
+            "redelivery_requested_at": _iso(row.get("redelivery_requested_at")),
             "error": row.get("delivery_error"),
             "attempts": [_attempt_view(a) for a in attempts],
         }
@@ -472,16 +595,29 @@ def encode_cursor(received_at: datetime, call_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+#: Longest cursor ``encode_cursor`` can make (a 255-character id, escaped), with margin.
+_MAX_CURSOR = 2048
+#: Received times PostgreSQL and Python both hold, with a day's margin for time zones.
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The position a ``next_cursor`` encodes; 422 ``cursor is invalid`` for anything else
+    (including what no call can have: a time beyond the calendar, an id with U+0000)."""
     try:
+        if len(cursor) > _MAX_CURSOR or not cursor.isascii():
+            raise ValueError(cursor)
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, call_id = orjson.loads(raw)
         when = datetime.fromisoformat(at)
-        if when.tzinfo is None or not isinstance(call_id, str):
+        if when.tzinfo is None or not isinstance(call_id, str) or not _EARLIEST <= when <= _LATEST:
             raise ValueError(cursor)
-    except (binascii.Error, ValueError, TypeError):
+        if not call_id or NUL in call_id or len(call_id) > MAX_TEXT:
+            raise ValueError(cursor)
+    except (binascii.Error, ValueError, TypeError, OverflowError):
         raise ValidationFailed([{"field": "cursor", "message": "cursor is invalid"}]) from None
-    return when, call_id
+    return when.astimezone(UTC), call_id
 
 
 def _timestamp(name: str, value: str | None, errors: list[dict[str, str]]) -> datetime | None:
@@ -538,7 +674,8 @@ def parse_list_query(
         errors.append({"field": "to", "message": "to must be after from"})
     size = DEFAULT_PAGE
     if limit is not None:
-        if not limit.isdigit():
+        # ASCII digits only: str.isdigit() also accepts "²" and other digits int() refuses.
+        if not _LIMIT.match(limit):
             errors.append({"field": "limit", "message": "limit must be an integer"})
         elif not 1 <= int(limit) <= MAX_PAGE:
             errors.append({"field": "limit", "message": f"limit must be between 1 and {MAX_PAGE}"})
@@ -591,38 +728,90 @@ async def request_redelivery(
     topic: str,
     requested_by: str,
     now: datetime,
+    guard_s: float = REDELIVERY_GUARD_S,
 ) -> dict[str, Any]:
-    """Queue a ``callbacks.commands.v1`` redelivery command through the outbox.
+    """Queue a ``callbacks.commands.v1`` redelivery command through the outbox, at most one at a
+    time per call.
 
     404 like ``describe_call``; 409 when the call has no callback_url, or when its callback is not
     in a final state (delivered or failed) yet: while the notifier is still delivering or
-    retrying, a redelivery would race its own schedule."""
-    not_final = Conflict("Callback can be redelivered only once its delivery is delivered or failed")
+    retrying, a redelivery would race its own schedule. A request is outstanding (and further ones
+    409) from the moment it is accepted until the notifier reports it acted on the command: the
+    check and the write are one atomic statement, so concurrent requests get one 202."""
     if NUL in call_id:
         raise CallNotFound()
-    row = await repo.find_call(partner.partner_id, call_id, scope.tenant_id, scope.subtenant_id)
-    if row is None:
-        if await repo.find_ledger_call(partner.partner_id, call_id, scope.tenant_id, scope.subtenant_id) is None:
-            raise CallNotFound()
-        raise not_final  # accepted, not processed yet: nothing has been delivered
-    if not (row.get("callback_url") or row.get("delivery_url")):
-        raise Conflict("Call has no callback_url")
-    if row.get("delivery_state") not in FINAL_DELIVERY_STATES:
-        raise not_final
-    event = CallbackRedeliverRequested(
-        event_id=uuid.uuid4(),
-        occurred_at=now,
-        partner_id=partner.partner_id,
-        tenant_id=row["tenant_id"],
-        subtenant_id=row["subtenant_id"],
-        call_id=call_id,
-        source=SOURCE,
-        payload=CallbackRedeliverRequestedPayload(requested_by=requested_by),
+    command_id = uuid.uuid4()
+
+    def command(row: dict[str, Any]) -> bytes:
+        return dump_event(
+            CallbackRedeliverRequested(
+                event_id=command_id,
+                occurred_at=now,
+                partner_id=partner.partner_id,
+                tenant_id=row["tenant_id"],
+                subtenant_id=row["subtenant_id"],
+                call_id=call_id,
+                source=SOURCE,
+                payload=CallbackRedeliverRequestedPayload(requested_by=requested_by),
+            )
+        )
+
+    outcome, row = await repo.request_redelivery(
+        partner.partner_id,
+        call_id,
+        scope.tenant_id,
+        scope.subtenant_id,
+        command_id=command_id,
+        guard_s=guard_s,
+        topic=topic,
+        command=command,
     )
-    await repo.enqueue_event(topic, call_key(partner.partner_id, call_id), dump_event(event))
+    if outcome == "not_found":
+        raise CallNotFound()
+    if outcome == "no_callback":
+        raise Conflict("Call has no callback_url")
+    if outcome != "requested" or row is None:
+        raise Conflict("Callback can be redelivered only once its delivery is delivered or failed")
     return {
         "call_id": call_id,
         "delivery_id": row.get("delivery_id"),
         "requested_at": _iso(now),
-        "command_id": str(event.event_id),
+        "command_id": str(command_id),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# The outbox's last resort
+# ---------------------------------------------------------------------------------------------
+
+_FAILURE_NAMESPACE = uuid.UUID("a3f1e6c2-7d4b-4e0a-9c5f-2b8d1e6f4a90")
+
+
+def unpublishable(record: tuple[str, str, bytes], *, failed_topic: str) -> list[tuple[str, str, bytes]]:
+    """What replaces a record Kafka refuses for good (the outbox relay's ``on_unpublishable``).
+
+    For a call's ``calls.ingested.v1`` event: the call's ``calls.failed.v1`` (stage ``ingest``,
+    code ``event_too_large``), carrying the call as ingested without the partner's unknown fields
+    (the usual cause) so the failure callback can still be sent; the status API shows the call
+    failed. Ingestion refuses such calls up front; this is the defence behind that check. Other
+    records (commands) are only set aside."""
+    _, key, payload = record
+    event = salvage_event(payload)
+    if not isinstance(event, CallIngested):
+        return []
+    ingested: CallIngestedPayload | None = event.payload
+    for candidate in (ingested, None):
+        failed = CallFailed(
+            **follow_up(event, event_id=uuid.uuid5(_FAILURE_NAMESPACE, f"{key}/{event.event_id}"), source=SOURCE),
+            payload=CallFailedPayload(
+                stage="ingest",
+                code="event_too_large",
+                message="The call's data is too large to be processed.",
+                retryable=False,
+                ingested=candidate,
+            ),
+        )
+        encoded = dump_event(failed)
+        if len(encoded) <= MAX_CALL_EVENT_BYTES:
+            return [(failed_topic, key, encoded)]
+    return []

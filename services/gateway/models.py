@@ -401,6 +401,98 @@ def unportable(value: object, path: str) -> list[dict[str, str]]:
     return errors
 
 
+#: The deepest nesting of arrays and objects a body may have, counting the body itself (the
+#: known fields use 5 levels; the rest is for the partner's unknown fields). Later stages carry a
+#: call inside their own events, a few levels deeper, and every JSON parser on the way has a
+#: limit (pydantic-core's is about 250): this keeps them all far from it.
+MAX_JSON_DEPTH = 32
+DEPTH_PREDICATE = f"must not nest arrays or objects more than {MAX_JSON_DEPTH} levels deep in the body"
+#: Where a path stops growing: below this depth a too-deep value is named by its field.
+_NAMED_DEPTH = 5
+
+_CALL_FIELDS = frozenset(CallIn.__annotations__)
+_AGENT_FIELDS = frozenset(AgentIn.__annotations__)
+_CUSTOMER_FIELDS = frozenset(CustomerIn.__annotations__)
+_CUSTOM_FIELD_FIELDS = frozenset(CustomFieldIn.__annotations__)
+#: The contract's keys of the call item's objects; others are kept in place, as unknown fields.
+ITEM_PART_FIELDS = {"call": _CALL_FIELDS, "agent": _AGENT_FIELDS, "customer": _CUSTOMER_FIELDS}
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of ``value``: 0 for a scalar, 1 for a flat array or object, and so on."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def too_deep(items: list[CallItemIn]) -> list[dict[str, str]]:
+    """Field errors for every unknown field (the only content whose nesting the contract does not
+    fix) that takes the body deeper than ``MAX_JSON_DEPTH``. Only unknown keys are visited, so a
+    body without any costs a few set comparisons per call."""
+    errors: list[dict[str, str]] = []
+
+    def check(value: object, at_depth: int, path: str) -> None:
+        if isinstance(value, dict | list) and at_depth - 1 + _depth(value) > MAX_JSON_DEPTH:
+            name = path.rsplit(".", 1)[-1]
+            errors.append({"field": path, "message": f"{name} {DEPTH_PREDICATE}"})
+
+    for i, item in enumerate(items):
+        raw: dict[str, Any] = item  # type: ignore[assignment]
+        if not raw.keys() <= ITEM_FIELDS:
+            for key in sorted(raw.keys() - ITEM_FIELDS):
+                check(raw[key], 4, f"data[{i}].{_printable(key)}")
+        for name, known in (("call", _CALL_FIELDS), ("agent", _AGENT_FIELDS), ("customer", _CUSTOMER_FIELDS)):
+            part: dict[str, Any] = raw[name]
+            if not part.keys() <= known:
+                for key in sorted(part.keys() - known):
+                    check(part[key], 5, f"data[{i}].{name}.{_printable(key)}")
+        for j, custom in enumerate(raw.get("custom_fields") or ()):
+            if not custom.keys() <= _CUSTOM_FIELD_FIELDS:
+                for key in sorted(custom.keys() - _CUSTOM_FIELD_FIELDS):
+                    check(custom[key], 6, f"data[{i}].custom_fields[{j}].{_printable(key)}")
+    return errors
+
+
+def first_too_deep(value: object, path: str = "body") -> str | None:
+    """The field under which ``value`` (a whole body, parsed) first nests deeper than
+    ``MAX_JSON_DEPTH``, named down to the call item's fields; None if it does not."""
+    stack: list[tuple[object, int, str]] = [(value, 1, path)]
+    while stack:
+        node, depth, at = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            return at
+        named = depth < _NAMED_DEPTH
+        if isinstance(node, dict):
+            for key, child in node.items():
+                child_at = (f"{at}.{_printable(key)}" if at != "body" else _printable(key)) if named else at
+                stack.append((child, depth + 1, child_at))
+        else:
+            stack.extend((child, depth + 1, f"{at}[{i}]" if named else at) for i, child in enumerate(node))
+    return None
+
+
+# Tokens valid JSON does not have (NaN, Infinity) or numbers no double holds (they would become
+# infinity): a lenient parser accepts them and they would reach the event as null.
+_NOT_JSON_NUMBERS = re.compile(rb"NaN|Infinity|[eE][+-]?[0-9]{3}|[0-9]{309}")
+
+
+def may_hold_non_json_numbers(body: bytes) -> bool:
+    """A cheap scan of the raw JSON: can it hold NaN, Infinity or a number beyond a double?"""
+    return _NOT_JSON_NUMBERS.search(body) is not None
+
+
 def may_be_unportable(body: bytes) -> bool:
     """A cheap scan of the raw JSON: can it hold a NUL escape or an integer beyond 64 bits?
     (19 or more digits in a row; most such runs are inside strings, which the full check clears.)"""

@@ -169,6 +169,7 @@ def changes_of(event: AnyEvent) -> tuple[StatusChange, DeliveryChange | None] | 
             attempt_status_code=attempt.status_code if attempt else None,
             attempt_latency_ms=attempt.latency_ms if attempt else None,
             attempt_error=attempt.error if attempt else None,
+            redelivery_command_id=getattr(reported, "redelivery_command_id", None),
         )
         return _base(event, "received", None), delivery
     return None

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+
+from schemas.events import call_key
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ class DeliveryChange:
     attempt_status_code: int | None = None
     attempt_latency_ms: float | None = None
     attempt_error: str | None = None
+    # The redelivery command this event answers: it lifts the guard that command set.
+    redelivery_command_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,8 @@ SELECT call_id FROM inserted
 _CALL_COLUMNS = """
 partner_id, call_id, tenant_id, subtenant_id, agent_id, callback_url, status, received_at, fetching_at,
 fetched_at, analyzing_at, completed_at, failed_at, intent, quality_score, result, error, delivery_id,
-delivery_kind, delivery_state, delivery_url, delivery_next_attempt_at, delivery_error
+delivery_kind, delivery_state, delivery_url, delivery_next_attempt_at, delivery_error,
+redelivery_command_id, redelivery_requested_at
 """
 
 # One upsert per event. Every column moves monotonically, so events may arrive in any order and
@@ -197,7 +203,22 @@ ON CONFLICT (partner_id, call_id) DO UPDATE SET
     delivery_error = CASE WHEN $20 IS NOT NULL AND (s.delivery_event_at IS NULL OR $20 >= s.delivery_event_at)
                           THEN excluded.delivery_error ELSE s.delivery_error END,
     delivery_event_at = greatest(s.delivery_event_at, excluded.delivery_event_at),
+    redelivery_command_id = CASE WHEN s.redelivery_command_id = $22::uuid THEN NULL
+                                 ELSE s.redelivery_command_id END,
+    redelivery_requested_at = CASE WHEN s.redelivery_command_id = $22::uuid THEN NULL
+                                   ELSE s.redelivery_requested_at END,
     updated_at = now()
+"""
+
+# Takes a redelivery request (see ``request_redelivery``); READ COMMITTED re-checks the WHERE
+# clause on the row a concurrent request just updated, so only one of them gets it.
+_CLAIM_REDELIVERY = """
+UPDATE call_status SET redelivery_command_id = $5, redelivery_requested_at = now(), updated_at = now()
+WHERE partner_id = $1 AND call_id = $2 AND tenant_id = $3 AND ($4::text IS NULL OR subtenant_id = $4)
+  AND (callback_url IS NOT NULL OR delivery_url IS NOT NULL)
+  AND delivery_state IN ('delivered', 'failed')
+  AND (redelivery_command_id IS NULL OR redelivery_requested_at < now() - make_interval(secs => $6))
+RETURNING tenant_id, subtenant_id, delivery_id, redelivery_requested_at
 """
 
 _RECORD_ATTEMPT = """
@@ -235,6 +256,7 @@ def _change_args(change: StatusChange, d: DeliveryChange | None) -> tuple[Any, .
         d.next_attempt_at if d else None,
         d.at if d else None,
         d.error if d else None,
+        d.redelivery_command_id if d else None,
     )
 
 
@@ -426,6 +448,47 @@ class GatewayRepository:
             f" ORDER BY received_at DESC, call_id DESC LIMIT {param(limit)}"
         )
         return [dict(r) for r in await self._pool.fetch(sql, *args)]
+
+    async def request_redelivery(
+        self,
+        partner_id: str,
+        call_id: str,
+        tenant_id: str,
+        subtenant_id: str | None,
+        *,
+        command_id: uuid.UUID,
+        guard_s: float,
+        topic: str,
+        command: Callable[[dict[str, Any]], bytes],
+    ) -> tuple[str, dict[str, Any] | None]:
+        """Record a redelivery request and its command atomically, at most one at a time.
+
+        In one transaction: the call's row takes the request only if its delivery is final
+        (delivered or failed) and no other request is outstanding (or the outstanding one is
+        older than ``guard_s``: its command was lost); then the command (``command(row)``) goes
+        to the outbox. Concurrent requests queue on the row's lock and find it taken.
+        Returns ("requested", row), else the reason and the row: "not_found" (nothing in the
+        caller's scope), "received" (only in the ledger), "no_callback", "not_final"."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                _CLAIM_REDELIVERY, partner_id, call_id, tenant_id, subtenant_id, command_id, guard_s
+            )
+            if row is not None:
+                found = dict(row)
+                await conn.execute(
+                    "INSERT INTO outbox (topic, keys, payloads) VALUES ($1, $2, $3)",
+                    topic,
+                    [call_key(partner_id, call_id)],
+                    [command(found)],
+                )
+                return "requested", found
+        current = await self.find_call(partner_id, call_id, tenant_id, subtenant_id)
+        if current is None:
+            ledger = await self.find_ledger_call(partner_id, call_id, tenant_id, subtenant_id)
+            return ("received" if ledger is not None else "not_found"), ledger
+        if not (current.get("callback_url") or current.get("delivery_url")):
+            return "no_callback", current
+        return "not_final", current
 
     async def enqueue_event(self, topic: str, key: str, payload: bytes) -> None:
         """Queue one event in the outbox: durable once this returns, on Kafka once the relay ran."""

@@ -2,6 +2,8 @@
 
     python -m services.notifier.admin signing-secret show --partner PARTNER_ID
     python -m services.notifier.admin signing-secret rotate --partner PARTNER_ID [--grace-hours 24]
+    python -m services.notifier.admin outbox list
+    python -m services.notifier.admin outbox requeue (ID ... | --all)
 
 Every callback is signed (Standard Webhooks) with the partner's current secret (``whsec_...``).
 A partner without one gets one when its first callback is sent, or on ``show``: that is how an
@@ -20,6 +22,7 @@ import sys
 from typing import Any
 
 from services.common.db import create_pool
+from services.common.outbox import add_admin_commands, run_admin_command
 from services.notifier.config import NotifierSettings
 from services.notifier.repository import NotifierRepository, SigningSecret
 
@@ -46,6 +49,17 @@ def _describe(partner_id: str, valid: list[SigningSecret]) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace, settings: NotifierSettings) -> int:
+    if args.area == "outbox":
+        pool = await create_pool(
+            settings.database_url, settings.db_schema, min_size=1, max_size=2, app_name="notifier-admin"
+        )
+        try:
+            _out(await run_admin_command(args, pool))
+        except ValueError as exc:
+            return _fail(str(exc))
+        finally:
+            await pool.close()
+        return 0
     partner_id = args.partner.strip()
     if not partner_id or any(c.isspace() or c == "/" for c in partner_id):
         return _fail("--partner must be a partner id such as ptn_0123456789abcdef")
@@ -82,6 +96,7 @@ def parser() -> argparse.ArgumentParser:
     rotate = secret.add_parser("rotate", help="new current secret; the previous stays valid for the grace period")
     rotate.add_argument("--partner", required=True)
     rotate.add_argument("--grace-hours", type=float, default=24.0)
+    add_admin_commands(areas)
     return p
 
 

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from schemas.events import TOPIC_ANALYZED, TOPIC_CALLBACK_COMMANDS, TOPIC_DELIVERIES, TOPIC_FAILED
 from services.common import ssrf
+from services.common.consumer import dead_letter_topic
 from services.common.kafka import TopicSpec, ensure_topics, make_producer
 from services.common.logging import configure_logging
 from services.common.outbox import OutboxRelay
@@ -31,10 +32,6 @@ from services.notifier.repository import NotifierRepository
 log = logging.getLogger("services.notifier")
 
 CONSUMED = (TOPIC_ANALYZED, TOPIC_FAILED, TOPIC_CALLBACK_COMMANDS)
-
-
-def dead_letter_topic(settings: NotifierSettings) -> str:
-    return settings.topic(f"{settings.group_id}.dlq")
 
 
 def dispatch_settings(s: NotifierSettings) -> DispatchSettings:
@@ -132,13 +129,12 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
                 consumer_settings(
                     settings,
                     topics=CONSUMED,
-                    dead_letter_topic=dead_letter_topic(settings),
                     client_id="notifier",
                     concurrency=settings.concurrency,
                 ),
                 functools.partial(handlers.handle_event, deps=deps),
                 topics=[TopicSpec(settings.topic(name), partitions, replicas) for name in (*CONSUMED, TOPIC_DELIVERIES)]
-                + [TopicSpec(dead_letter_topic(settings), partitions, replicas)],
+                + [TopicSpec(dead_letter_topic(settings.topic(settings.group_id)), partitions, replicas)],
             )
 
             async def dispatching() -> bool:
@@ -147,6 +143,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             app.state.dispatcher = dispatcher
             app.state.relay = relay
             app.state.readiness_checks = {**app.state.readiness_checks, "dispatcher": dispatching}
+            app.state.readiness_details = {"outbox": relay.details}
             log.info(
                 "notifier started",
                 extra={

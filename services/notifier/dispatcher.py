@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import aiohttp
 from yarl import URL
 
 from services.common import ssrf
+from services.common.backoff import Backoff
 from services.common.http import parse_retry_after
 from services.notifier.errors import DeliveryRefused
 from services.notifier.handlers import announce
@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 # can be reused; its content is ignored.
 _DRAIN_BYTES = 64 * 1024
 _DRAIN_S = 2.0
+
+
+#: Waits after a dispatch round failed (the database unreachable, say).
+_ROUND_RETRY = Backoff(0.4, 10.0)
 
 
 @dataclass(frozen=True)
@@ -65,11 +69,9 @@ class RetryPolicy:
 
     def delay(self, failed_in_round: int, retry_after_s: float | None = None) -> float:
         """Seconds before the next attempt, after ``failed_in_round`` failed attempts."""
-        backoff = min(self.max_s, self.base_s * self.factor ** (failed_in_round - 1))
-        backoff *= random.uniform(1 - self.jitter, 1 + self.jitter)  # noqa: S311 - jitter, not security
-        if retry_after_s is not None:
-            backoff = max(backoff, min(retry_after_s, self.retry_after_max_s))
-        return backoff
+        return Backoff(self.base_s, self.max_s, self.factor, self.jitter, self.retry_after_max_s).delay(
+            failed_in_round, retry_after_s
+        )
 
 
 @dataclass(frozen=True)
@@ -266,7 +268,7 @@ class Dispatcher:
             except Exception as exc:
                 failures += 1
                 self.stats.errors += 1
-                wait = min(10.0, 0.2 * 2 ** min(failures, 6)) * random.uniform(0.5, 1.0)  # noqa: S311
+                wait = _ROUND_RETRY.delay(failures)
                 log.warning(
                     "dispatch round failed; retrying",
                     extra={"error": type(exc).__name__, "attempt": failures, "retry_in_s": round(wait, 2)},

@@ -49,8 +49,14 @@ def new_delivery_id() -> str:
     return "msg_" + secrets.token_hex(16)
 
 
-def announce(topic: Callable[[str], str], attempt: AttemptRecord | None = None, error: str | None = None) -> Announce:
-    """Builds the ``callbacks.deliveries.v1`` event for a delivery's new state."""
+def announce(
+    topic: Callable[[str], str],
+    attempt: AttemptRecord | None = None,
+    error: str | None = None,
+    command_id: uuid.UUID | None = None,
+) -> Announce:
+    """Builds the ``callbacks.deliveries.v1`` event for a delivery's new state (``command_id``:
+    the redelivery command it answers)."""
 
     def build(d: Delivery) -> OutboxEvent:
         event = CallbackDelivery(
@@ -77,6 +83,7 @@ def announce(topic: Callable[[str], str], attempt: AttemptRecord | None = None, 
                 ),
                 next_attempt_at=d.next_attempt_at if d.state in ("pending", "retrying") else None,
                 error=error,
+                redelivery_command_id=command_id,
             ),
         )
         return OutboxEvent(topic(TOPIC_DELIVERIES), call_key(d.partner_id, d.call_id), dump_event(event))
@@ -157,7 +164,9 @@ async def _record(event: CallAnalyzed | CallFailed, kind: str, url: str, body: b
 
 async def handle_redeliver(event: CallbackRedeliverRequested, deps: NotifyDeps) -> list[str]:
     """Send the call's finished callbacks again: pending, fresh attempt budget, same webhook-id."""
-    reset = await deps.repo.redeliver(event.event_id, event.partner_id, event.call_id, announce(deps.topic))
+    reset = await deps.repo.redeliver(
+        event.event_id, event.partner_id, event.call_id, announce(deps.topic, command_id=event.event_id)
+    )
     if reset:
         deps.recorded()
     log.info(

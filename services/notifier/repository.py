@@ -157,7 +157,11 @@ class NotifierRepository:
     async def redeliver(self, command_id: uuid.UUID, partner_id: str, call_id: str, announce: Announce) -> list[str]:
         """Apply a redeliver command once: every finished (delivered or failed) delivery of the
         call goes back to pending with a fresh attempt budget, same delivery id. Returns the
-        delivery ids reset (empty when the command was applied before or nothing is finished)."""
+        delivery ids reset (empty when the command was applied before or nothing is finished).
+
+        Either way the first time, each of the call's deliveries is announced (``announce`` names
+        the command), so the gateway knows the command was acted on and lifts its guard: a
+        command that finds nothing finished (a stale view) still gets its answer."""
         async with self._pool.acquire() as conn, conn.transaction():
             fresh = await conn.fetchval(
                 "INSERT INTO applied_commands (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING event_id",
@@ -174,6 +178,12 @@ class NotifierRepository:
                 call_id,
             )
             deliveries = [_delivery(r) for r in rows]
+            if not deliveries:
+                unchanged = await conn.fetch(
+                    "SELECT * FROM deliveries WHERE partner_id = $1 AND call_id = $2", partner_id, call_id
+                )
+                await _outbox(conn, [announce(_delivery(r)) for r in unchanged])
+                return []
             await _outbox(conn, [announce(d) for d in deliveries])
             return [d.delivery_id for d in deliveries]
 

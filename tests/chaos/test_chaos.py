@@ -163,8 +163,8 @@ class EventLog:
 def observed_topics(settings: GatewaySettings) -> list[str]:
     """The final and fetched events, and every dead-letter topic."""
     dead_letters = [
-        f"{TOPIC_INGESTED}.fetcher.dlq",
-        f"{TOPIC_FETCHED}.analyzer.dlq",
+        "fetcher.dlq",
+        "analyzer.dlq",
         "notifier.dlq",
         "gateway-read-model.dlq",
     ]

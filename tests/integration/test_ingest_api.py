@@ -400,7 +400,10 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"postgres": "ok", "kafka": "ok"}}
+    body = ready.json()
+    assert (body["status"], body["checks"]) == ("ready", {"postgres": "ok", "kafka": "ok"})
+    # What an operator should see of the outbox, without it deciding readiness.
+    assert set(body["details"]["outbox"]) == {"pending_events", "set_aside", "last_error"}
 
 
 async def test_revocation_applies_within_the_credential_cache_ttl(

@@ -91,6 +91,7 @@ async def test_every_state_in_pipeline_order(repo: GatewayRepository, partner: h
         "next_attempt_at": None,
         "error": None,
         "attempts": [],
+        "redelivery_requested_at": None,
     }
 
 
@@ -159,7 +160,7 @@ async def test_the_first_terminal_state_wins(repo: GatewayRepository, partner: h
 
 async def test_a_notify_failure_does_not_fail_a_call(repo: GatewayRepository, partner: handlers.Partner) -> None:
     call = ingested(partner.partner_id)
-    await fold(repo, call, failed(call, at(5), stage="notify", code="callback_failed"), started(call, "fetch", at(6)))
+    await fold(repo, call, failed(call, at(5), stage="notify", code="internal_error"), started(call, "fetch", at(6)))
     data = await view(repo, partner, call.call_id)
     assert data["status"] == "fetching" and data["error"] is None
 

@@ -135,7 +135,7 @@ def test_union_dispatches_on_type() -> None:
         subtenant_id="s",
         call_id="c",
         source="fetcher",
-        payload={"stage": "fetch", "code": "http_404", "message": "recording not found", "retryable": False},
+        payload={"stage": "fetch", "code": "http_status", "message": "recording not found", "retryable": False},
     )
     assert isinstance(parse_event(dump_event(failed)), CallFailed)
 

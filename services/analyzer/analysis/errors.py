@@ -6,6 +6,10 @@ that code; ``retryable`` says whether running the same analysis again later migh
 
 from __future__ import annotations
 
+from typing import Literal
+
+AnalysisErrorCode = Literal["analysis_failed", "llm_unavailable", "llm_invalid_output"]
+
 
 class AnalysisError(Exception):
     """The analysis of one call could not be produced.
@@ -20,9 +24,9 @@ class AnalysisError(Exception):
       configured attempts.
     """
 
-    def __init__(self, code: str, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, code: AnalysisErrorCode, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
-        self.code = code
+        self.code: AnalysisErrorCode = code
         self.message = message
         self.retryable = retryable
 

@@ -29,10 +29,8 @@ conversation never reach the endpoint: they get the same analysis as from the bu
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
-import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,6 +51,9 @@ from schemas.analysis import (
     TranscriptSegment,
     quality_score,
 )
+from services.common import backoff
+from services.common.backoff import Backoff
+from services.common.http import parse_retry_after
 
 from .base import AnalysisInput, AnalysisSettings
 from .errors import AnalysisError
@@ -367,15 +368,6 @@ class _Transient(Exception):
         self.retry_after_s = retry_after_s
 
 
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date: fall back to our own backoff
-
-
 # ------------------------------------------------------------------------------------------
 # The engine
 # ------------------------------------------------------------------------------------------
@@ -481,14 +473,13 @@ class LLMAnalysisEngine:
                     raise AnalysisError(
                         "llm_unavailable", f"the LLM endpoint failed {attempts} time(s): {exc}", retryable=True
                     ) from None
-                backoff = min(BACKOFF_MAX_S, self._settings.llm_retry_backoff_s * 2 ** (attempt - 1))
-                delay = backoff * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
-                if exc.retry_after_s is not None:
-                    delay = max(delay, min(exc.retry_after_s, RETRY_AFTER_MAX_S))
+                delay = Backoff(
+                    self._settings.llm_retry_backoff_s, BACKOFF_MAX_S, retry_after_max_s=RETRY_AFTER_MAX_S
+                ).delay(attempt, exc.retry_after_s)
                 log.warning(
                     "LLM request failed, retrying", extra={"attempt": attempt, "error": str(exc), "delay_s": delay}
                 )
-                await asyncio.sleep(delay)
+                await backoff.wait(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _post_once(self, payload: dict[str, Any]) -> Any:
@@ -496,7 +487,7 @@ class LLMAnalysisEngine:
             async with self._client().post(self._url, data=orjson.dumps(payload), headers=self._headers) as response:
                 status = response.status
                 if status in (408, 429) or status >= 500:
-                    raise _Transient(f"HTTP {status}", _retry_after(response.headers.get("Retry-After")))
+                    raise _Transient(f"HTTP {status}", parse_retry_after(response.headers.get("Retry-After")))
                 if status >= 400:
                     detail = (await response.text(errors="replace"))[:300]
                     raise AnalysisError(

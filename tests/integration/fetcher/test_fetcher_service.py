@@ -18,6 +18,7 @@ from schemas.events import (
     CallFailed,
     CallFetched,
     CallStageStarted,
+    call_key,
     dump_event,
     parse_event,
 )
@@ -123,19 +124,27 @@ async def test_a_fetcher_killed_mid_download_completes_the_call_once_after_resta
     assert not any(p.exists() for p in partial), "the restarted fetcher cleans up the dead one's spool"
 
 
-async def test_a_poison_message_is_dead_lettered_and_the_partition_keeps_flowing(
+async def test_a_poison_message_is_dead_lettered_its_call_fails_and_the_partition_keeps_flowing(
     infra, database_url, topic_prefix, tmp_path, host, producer, recording
 ) -> None:
     topic = topic_prefix + TOPIC_INGESTED
     after = ingested_event(call__recording_url=host.add("after.mp3", recording, "audio/mpeg"))
-    await (await producer.send(topic, b"\x00 not an event", key=after.key()))  # same partition as `after`
-    await send(producer, topic, after)
+    poisoned = call_key(after.partner_id, "poisoned-call").encode()
+    # Bytes nothing can decode, for another call of the same partner, on the same partition as `after`.
+    await (await producer.send(topic, b"\x00 not an event", key=poisoned, partition=0))
+    await (await producer.send(topic, dump_event(after), key=after.key(), partition=0))
     port = free_port()
     with service_process(
         "fetcher", fetcher_env(infra, database_url, topic_prefix, tmp_path, port), port, tmp_path / "fetcher.log"
     ):
-        dead = await consume(infra.kafka_bootstrap, f"{topic}.fetcher.dlq", 1, timeout=60)
+        dead = await consume(infra.kafka_bootstrap, f"{topic_prefix}fetcher.dlq", 1, timeout=60)
         fetched = await consume(infra.kafka_bootstrap, topic_prefix + TOPIC_FETCHED, 1, timeout=60)
+        failed = await consume(infra.kafka_bootstrap, topic_prefix + TOPIC_FAILED, 1, timeout=60)
     assert dead[0].value == b"\x00 not an event"
     assert dict(dead[0].headers)["dlq-consumer-group"] == f"{topic_prefix}fetcher".encode()
     assert parse_event(fetched[0].value).call_id == after.call_id
+    # The undecodable message still ends its call, identified by the message key alone.
+    ending = parse_event(failed[0].value)
+    assert isinstance(ending, CallFailed)
+    assert (ending.partner_id, ending.call_id) == (after.partner_id, "poisoned-call")
+    assert (ending.payload.stage, ending.payload.code) == ("fetch", "undecodable_event")
