@@ -189,10 +189,16 @@ class OutboxRelay:
             started = time.perf_counter()
             sends = await self._send(producer, rows)
             results = await asyncio.gather(*(ack for ack, _ in sends), return_exceptions=True)
+            alone: list[tuple[_Row, int]] = []
             for result, (_, members) in zip(results, sends, strict=True):
                 if isinstance(result, BaseException):
                     for row, index in members:
                         row.failed[index] = result
+                    if is_permanent(result) and len(members) > 1:
+                        # The limit applies to a whole record batch: find out which record it is.
+                        alone += members
+            if alone:
+                await self._send_alone(producer, alone)
             published, transient = await self._settle(conn, rows)
         self.published_total += published
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -277,6 +283,29 @@ class OutboxRelay:
             batch.close()
             sends.append((await producer.send_batch(batch, topic, partition=partition), members))
         return sends
+
+    @staticmethod
+    async def _send_alone(producer: AIOKafkaProducer, members: list[tuple[_Row, int]]) -> None:
+        """Send each record in a batch of its own, updating its outcome: records refused only
+        for the company they kept go out; one refused on its own stays refused."""
+        partitions: dict[str, int] = {}
+        acks = []
+        for row, index in members:
+            if row.topic not in partitions:
+                partitions[row.topic] = len(await producer.partitions_for(row.topic))
+            key = row.keys[index].encode()
+            batch = producer.create_batch()
+            batch.append(key=key, value=row.payloads[index], timestamp=None)
+            batch.close()
+            acks.append(
+                await producer.send_batch(batch, row.topic, partition=partition_for(key, partitions[row.topic]))
+            )
+        results = await asyncio.gather(*acks, return_exceptions=True)
+        for (row, index), result in zip(members, results, strict=True):
+            if isinstance(result, BaseException):
+                row.failed[index] = result
+            else:
+                row.failed.pop(index, None)
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:

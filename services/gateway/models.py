@@ -407,8 +407,6 @@ def unportable(value: object, path: str) -> list[dict[str, str]]:
 #: limit (pydantic-core's is about 250): this keeps them all far from it.
 MAX_JSON_DEPTH = 32
 DEPTH_PREDICATE = f"must not nest arrays or objects more than {MAX_JSON_DEPTH} levels deep in the body"
-#: Where a path stops growing: below this depth a too-deep value is named by its field.
-_NAMED_DEPTH = 5
 
 _CALL_FIELDS = frozenset(CallIn.__annotations__)
 _AGENT_FIELDS = frozenset(AgentIn.__annotations__)
@@ -463,24 +461,34 @@ def too_deep(items: list[CallItemIn]) -> list[dict[str, str]]:
     return errors
 
 
-def first_too_deep(value: object, path: str = "body") -> str | None:
+def first_too_deep(value: object) -> str | None:
     """The field under which ``value`` (a whole body, parsed) first nests deeper than
-    ``MAX_JSON_DEPTH``, named down to the call item's fields; None if it does not."""
-    stack: list[tuple[object, int, str]] = [(value, 1, path)]
+    ``MAX_JSON_DEPTH``, named as ``too_deep`` names it (the unknown field, not the path down
+    inside it); None if it does not."""
+    stack: list[tuple[object, int, str, bool]] = [(value, 1, "body", True)]
     while stack:
-        node, depth, at = stack.pop()
+        node, depth, at, known = stack.pop()
         if not isinstance(node, dict | list):
             continue
         if depth > MAX_JSON_DEPTH:
             return at
-        named = depth < _NAMED_DEPTH
         if isinstance(node, dict):
-            for key, child in node.items():
-                child_at = (f"{at}.{_printable(key)}" if at != "body" else _printable(key)) if named else at
-                stack.append((child, depth + 1, child_at))
+            children = [(f"{at}.{_printable(k)}" if at != "body" else _printable(k), k, c) for k, c in node.items()]
         else:
-            stack.extend((child, depth + 1, f"{at}[{i}]" if named else at) for i, child in enumerate(node))
+            children = [(f"{at}[{i}]", i, c) for i, c in enumerate(node)]
+        for child_at, name, child in children:
+            # The contract's containers are named further down; inside an unknown field, not.
+            inside_known = known and _KNOWN_CONTAINER.match(child_at) is not None
+            stack.append((child, depth + 1, child_at if known else at, inside_known))
     return None
+
+
+# The contract's own containers in a batch body, by path: the data array, the items, their
+# call/agent/customer/metadata objects, the custom_fields array and its objects.
+_KNOWN_CONTAINER = re.compile(
+    r"^(data|data\[\d+\]|data\[\d+\]\.(call|agent|customer|metadata|custom_fields)|"
+    r"data\[\d+\]\.custom_fields\[\d+\])$"
+)
 
 
 # Tokens valid JSON does not have (NaN, Infinity) or numbers no double holds (they would become

@@ -30,7 +30,7 @@ from services.gateway.repository import DeliveryChange, StatusChange
 #: The result's fields: exactly the callback's analysis fields, then the additive ones.
 RESULT_FIELDS = (*CallAnalysis.model_fields, "transcript", "engines", "config_id")
 #: Stages whose failure ends the call's processing (a notify failure is a delivery matter).
-_PROCESSING_STAGES = {"fetch", "analyze"}
+_PROCESSING_STAGES = {"ingest", "fetch", "analyze"}
 _STARTED = {"fetch": "fetching", "analyze": "analyzing"}
 
 

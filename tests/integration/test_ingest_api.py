@@ -424,3 +424,39 @@ async def test_revocation_applies_within_the_credential_cache_ttl(
         assert (await post(client, partner, batch(), x_api_secret="wrong")).status_code == 403
         await asyncio.sleep(1.2)
         assert (await post(client, partner, batch())).status_code == 403
+
+
+async def test_unknown_and_known_keys_take_the_same_path(gateway_settings: GatewaySettings, database_url: str) -> None:
+    """Whether a key exists must not show in the answer's timing: an unknown key and a known key
+    with a wrong secret both cost one database lookup, then none while the cache remembers them
+    (issue 10, defect 11: unknown keys used to be looked up on every request)."""
+    partner = await create_partner(database_url)
+    settings = gateway_settings.model_copy(update={"credential_cache_ttl_s": 60.0})
+    async with running_gateway(settings) as (app, client):
+        repo = app.state.gateway.repo
+        lookups: list[str] = []
+        original = repo.find_credential
+
+        async def counted(api_key: str):  # type: ignore[no-untyped-def]
+            lookups.append(api_key)
+            return await original(api_key)
+
+        repo.find_credential = counted
+        unknown = "ck_" + "x" * 24
+        for _ in range(5):
+            assert (await post(client, partner, batch(), x_api_key=unknown)).status_code == 403
+            assert (await post(client, partner, batch(), x_api_secret="cs_wrong")).status_code == 403
+    assert sorted(lookups) == sorted([unknown, partner.api_key])
+
+
+async def test_a_configuration_body_over_its_limit_says_that_limit(
+    client: httpx.AsyncClient, partner: PartnerCreds
+) -> None:
+    body = orjson.dumps({"labels": ["x" * 90] * 3000})
+    response = await client.put(
+        "/api/v1/partner/analysis-config?scope=tenant",
+        content=body,
+        headers={**partner.headers(), "content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json() == {"success": False, "message": "Request payload exceeds the 256KB limit"}

@@ -20,6 +20,7 @@ from services.fetcher.handlers import DownloadLimits, FetchDeps
 from services.fetcher.media import MediaInfo, MediaProblem, probe_file
 from services.fetcher.repository import FetcherRepository
 from tests.support import audio
+from tests.support.infra import Infra
 from tests.support.recordings import RecordingHost, recording_host
 
 LIMITS = DownloadLimits(
@@ -87,3 +88,26 @@ async def fetch_env(database_url: str, tmp_path: Path, probe_pool: ProcessPoolEx
     for s in sessions:
         await s.close()
     await pool.close()
+
+
+def fetcher_env(infra: Infra, database_url: str, topic_prefix: str, tmp_path: Path, port: int) -> dict[str, str]:
+    return {
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+        "KAFKA_TOPIC_PREFIX": topic_prefix,
+        "KAFKA_TOPIC_PARTITIONS": "3",
+        "FETCHER_PORT": str(port),
+        "BLOB_ROOT": str(tmp_path / "blobs"),
+        "FETCHER_SSRF_ALLOW_NETWORKS": "127.0.0.1/32",
+        "FETCHER_DOWNLOAD_ATTEMPTS": "2",
+        "FETCHER_BACKOFF_BASE_S": "0.1",
+        "FETCHER_SESSION_TIMEOUT_MS": "6000",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture(scope="module")
+def recording() -> bytes:
+    if not audio.tools_available():
+        pytest.skip("festival is not installed")
+    return audio.encode(audio.render_conversation(audio.SCRIPTS["interested"][:3], stereo=True), "mp3")

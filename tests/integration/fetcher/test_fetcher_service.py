@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -24,7 +23,7 @@ from schemas.events import (
 )
 from services.common.kafka import TopicSpec, ensure_topics, make_producer
 from tests.factories import ingested_event
-from tests.support import audio
+from tests.integration.fetcher.conftest import fetcher_env
 from tests.support.infra import Infra, free_port
 from tests.support.kafka import consume
 from tests.support.processes import service_process, stop
@@ -46,29 +45,6 @@ async def producer(infra: Infra, topic_prefix: str) -> AsyncIterator[AIOKafkaPro
     await p.start()
     yield p
     await p.stop()
-
-
-def fetcher_env(infra: Infra, database_url: str, topic_prefix: str, tmp_path: Path, port: int) -> dict[str, str]:
-    return {
-        "DATABASE_URL": database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
-        "KAFKA_TOPIC_PREFIX": topic_prefix,
-        "KAFKA_TOPIC_PARTITIONS": "3",
-        "FETCHER_PORT": str(port),
-        "BLOB_ROOT": str(tmp_path / "blobs"),
-        "FETCHER_SSRF_ALLOW_NETWORKS": "127.0.0.1/32",
-        "FETCHER_DOWNLOAD_ATTEMPTS": "2",
-        "FETCHER_BACKOFF_BASE_S": "0.1",
-        "FETCHER_SESSION_TIMEOUT_MS": "6000",
-        "LOG_LEVEL": "INFO",
-    }
-
-
-@pytest.fixture(scope="module")
-def recording() -> bytes:
-    if not audio.tools_available():
-        pytest.skip("festival is not installed")
-    return audio.encode(audio.render_conversation(audio.SCRIPTS["interested"][:3], stereo=True), "mp3")
 
 
 async def send(producer: AIOKafkaProducer, topic: str, *events) -> None:  # type: ignore[no-untyped-def]
