@@ -159,6 +159,10 @@ class KafkaNode:
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
             "log.retention.hours": "168",
+            # callpipe's record limit (services.common.kafka.MAX_MESSAGE_BYTES): the services also
+            # create their topics with it, so a broker with a smaller default works the same.
+            "message.max.bytes": str(4 * 1024 * 1024),
+            "replica.fetch.max.bytes": str(4 * 1024 * 1024),
         }
         self._config.write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
 
