@@ -36,6 +36,7 @@ from services.common import backoff
 from services.common.backoff import Backoff
 from services.common.blobs import BlobError, BlobStore
 from services.common.errors import DependencyUnavailable
+from services.common.kafka import is_permanent
 from services.common.progress import Announce, announce_stage
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,9 @@ def gave_up(event: AnyEvent, exc: BaseException) -> list[AnyEvent]:
     return [
         failed_event(
             event,
-            AnalyzeFailed(
+            AnalyzeFailed("event_too_large", "The call's result is too large to be passed on.", retryable=False)
+            if is_permanent(exc)
+            else AnalyzeFailed(
                 "internal_error", "The call could not be analysed because of an internal error.", retryable=True
             ),
         )

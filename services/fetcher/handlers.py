@@ -36,6 +36,7 @@ from services.common import backoff, ssrf
 from services.common.backoff import Backoff
 from services.common.blobs import BlobStore
 from services.common.http import parse_retry_after
+from services.common.kafka import is_permanent
 from services.common.progress import Announce, announce_stage
 from services.fetcher.errors import FetchFailed
 from services.fetcher.media import MediaInfo, MediaProblem
@@ -269,7 +270,9 @@ def gave_up(event: AnyEvent, exc: BaseException) -> list[AnyEvent]:
     return [
         failed_event(
             event,
-            FetchFailed(
+            FetchFailed("event_too_large", "The call's result is too large to be passed on.", retryable=False)
+            if is_permanent(exc)
+            else FetchFailed(
                 "internal_error", "The recording could not be fetched because of an internal error.", retryable=True
             ),
         )

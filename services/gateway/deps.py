@@ -141,7 +141,7 @@ def json_body(
 
     # The tenancy dependency as a default value: an annotation naming the closure's variable
     # would be a string this module's globals cannot resolve (postponed annotations).
-    async def body(request: Request, ctx: Context, _: object = Depends(tenancy)) -> bytes:  # noqa: B008
+    async def body(request: Request, ctx: Context, _: object = Depends(tenancy)) -> bytes:
         if not _is_json(request.headers.get("content-type")):
             raise UnsupportedMediaType()
         settings = ctx.settings

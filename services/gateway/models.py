@@ -473,10 +473,10 @@ def first_too_deep(value: object) -> str | None:
         if depth > MAX_JSON_DEPTH:
             return at
         if isinstance(node, dict):
-            children = [(f"{at}.{_printable(k)}" if at != "body" else _printable(k), k, c) for k, c in node.items()]
+            children = [(f"{at}.{_printable(k)}" if at != "body" else _printable(k), c) for k, c in node.items()]
         else:
-            children = [(f"{at}[{i}]", i, c) for i, c in enumerate(node)]
-        for child_at, name, child in children:
+            children = [(f"{at}[{i}]", c) for i, c in enumerate(node)]
+        for child_at, child in children:
             # The contract's containers are named further down; inside an unknown field, not.
             inside_known = known and _KNOWN_CONTAINER.match(child_at) is not None
             stack.append((child, depth + 1, child_at if known else at, inside_known))

@@ -13,9 +13,9 @@ import asyncio
 import json
 import socket
 import uuid
-from urllib.parse import quote
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
