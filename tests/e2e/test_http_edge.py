@@ -109,6 +109,35 @@ async def test_malformed_body_of_a_request_in_progress(gateway_port: int, databa
     assert_serves(gateway_port)
 
 
+async def test_chunked_trailers_are_held_to_the_header_limits(gateway_port: int, database_url: str) -> None:
+    """Trailer fields after a chunked body are buffered by the parser like header fields: a
+    trailer that never ends is refused (it used to grow the process's memory for as long as the
+    client kept sending), while a body with a small trailer is read as usual."""
+    partner = await create_partner(database_url)
+    head = request(
+        "POST",
+        INGEST,
+        {**partner.headers(), "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+    )
+
+    def exchange(rest: bytes) -> RawResponse:
+        with raw_connection(gateway_port) as conn:
+            conn.send(head + b'c\r\n{"data": []}\r\n0\r\n')
+            time.sleep(0.2)
+            conn.send(rest)
+            response = conn.response()
+            if response.status != 422:
+                assert conn.closed_by_server()
+        return response
+
+    small = await asyncio.to_thread(exchange, b"X-Checksum: abc\r\n\r\n")
+    assert small.status == 422  # the body was read: 1 to 50 calls
+    assert small.json()["message"] == "Validation failed"
+    endless = await asyncio.to_thread(exchange, b"X-Trailer: " + b"a" * 1_000_000)
+    assert_error(endless, 431, "Request headers larger than 32768 bytes")
+    assert_serves(gateway_port)
+
+
 def test_oversized_url_gets_414(gateway_port: int) -> None:
     # At the limit the request is served (the path is unknown: the API's own 404).
     with raw_connection(gateway_port) as conn:
