@@ -138,6 +138,19 @@ async def test_chunked_trailers_are_held_to_the_header_limits(gateway_port: int,
     assert_serves(gateway_port)
 
 
+def test_a_body_broken_after_its_answer_gets_no_second_answer(gateway_port: int) -> None:
+    """The route answered before reading the body (405 here); when the body's framing then
+    breaks, the connection is closed: one request, one answer."""
+    with raw_connection(gateway_port) as conn:
+        conn.send(b"POST /healthz HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n")
+        response = conn.response()
+        assert response.status == 405
+        assert response.json()["success"] is False
+        conn.send(b"zz\r\nnot a chunk\r\n")
+        assert conn.closed_by_server()  # EOF, not a second status line
+    assert_serves(gateway_port)
+
+
 def test_oversized_url_gets_414(gateway_port: int) -> None:
     # At the limit the request is served (the path is unknown: the API's own 404).
     with raw_connection(gateway_port) as conn:
@@ -245,6 +258,13 @@ def test_pipelined_answers_come_in_request_order(gateway_port: int) -> None:
         second = conn.response()
         assert second.status == 404
         assert second.json()["success"] is False
+        assert_error(conn.response(), 400, "Malformed HTTP request")
+        assert conn.closed_by_server()
+    # The last request's own body is broken while it waits behind the first: it never runs.
+    with raw_connection(gateway_port) as conn:
+        broken = b"POST /healthz HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+        conn.send(request("GET", "/healthz") + broken)
+        assert conn.response().status == 200
         assert_error(conn.response(), 400, "Malformed HTTP request")
         assert conn.closed_by_server()
     with raw_connection(gateway_port) as conn:
