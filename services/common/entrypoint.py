@@ -8,6 +8,7 @@ import asyncio
 import uvicorn
 
 from services.common.db import apply_migrations
+from services.common.http_server import HttpLimits, protocol_factory
 from services.common.logging import configure_logging
 from services.common.settings import ServiceSettings
 
@@ -36,9 +37,20 @@ def run_service(
     if args.command == "migrate":
         asyncio.run(apply_migrations(settings.database_url, db_schema, f"services.{name}.migrations"))
         return 0
+    limits = HttpLimits(
+        max_url_bytes=settings.http_max_url_bytes,
+        max_header_bytes=settings.http_max_header_bytes,
+        max_headers=settings.http_max_headers,
+        header_timeout_s=settings.http_header_timeout_s,
+    )
     uvicorn.run(
         f"services.{name}.app:main_app",
         factory=True,
+        # uvicorn calls it as it calls a protocol class; a partial so it pickles into workers.
+        http=protocol_factory(limits),  # type: ignore[arg-type]
+        # No service speaks WebSocket: an upgrade request is served as plain HTTP by the app
+        # (the websockets protocol would answer it 403 text/plain).
+        ws="none",
         host=host,
         port=port,
         workers=workers,
