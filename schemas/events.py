@@ -308,8 +308,9 @@ TOPICS: dict[type[_Envelope], str] = {
     CallbackRedeliverRequested: TOPIC_CALLBACK_COMMANDS,
 }
 
-# mypy reads the Annotated union as a value, not a type form; pydantic accepts it.
-_EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(Event)  # type: ignore[arg-type]
+# mypy reads the Annotated union as a value, not a type form, or not, depending on its cache (a
+# fresh run and an incremental one disagree); pydantic accepts it either way.
+_EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(Event)  # type: ignore[arg-type, unused-ignore]
 
 
 def follow_up(event: _Envelope, *, event_id: UUID, source: str) -> dict[str, Any]:

@@ -13,8 +13,10 @@ from typing import Protocol
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from pydantic import SecretStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.backoff import Backoff
 from services.common.consumer import (
@@ -188,7 +190,18 @@ def consumer_settings(
 
 
 def worker_app(title: str, lifespan: Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]) -> FastAPI:
-    """A worker's HTTP side: health endpoints only."""
+    """A worker's HTTP side: health endpoints only, every other answer in the API's error shape
+    (``{"success": false, "message": ...}``), like the gateway's."""
     app = FastAPI(title=title, version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(health_router())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"success": False, "message": str(exc.detail)}, exc.status_code, exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on the health port")
+        return JSONResponse({"success": False, "message": "Internal server error"}, 500)
+
     return app

@@ -319,3 +319,15 @@ def test_worker_health_port_has_the_same_edge(fetcher_port: int) -> None:
     assert_error(response, 431, "Request headers larger than 32768 bytes")
     assert_error(rejected(fetcher_port, request("GET", "/" + "a" * 9000)), 414, "Request URL longer than 8192 bytes")
     assert_serves(fetcher_port)
+
+
+def test_worker_health_port_answers_unknown_routes_in_the_error_shape(fetcher_port: int) -> None:
+    with raw_connection(fetcher_port) as conn:
+        conn.send(request("GET", "/no-such-route"))
+        response = conn.response()
+    assert response.status == 404
+    assert response.json() == {"success": False, "message": "Not Found"}
+    with raw_connection(fetcher_port) as conn:
+        conn.send(request("DELETE", "/healthz"))
+        response = conn.response()
+    assert response.status == 405 and response.json() == {"success": False, "message": "Method Not Allowed"}
