@@ -5,7 +5,9 @@ over one keep-alive connection, with three kinds of refused credentials:
 
 - a known key with a wrong secret;
 - an unknown key, the same one every time (what an attacker probing one leaked key sends);
-- an unknown key, a fresh one every time (a scan).
+- an unknown key, a fresh one every time (a scan);
+- a known key on its first use (a fresh one every time), against which the fresh unknown key is
+  compared: both cost one database lookup.
 
 Each request is a ``GET /api/v1/partner/calls`` (authentication is its first step and the
 refusal its whole answer). Medians and p90 per kind are measured side by side in one run, and the
@@ -38,15 +40,19 @@ from tests.support.infra import free_port
 CALLS = "/api/v1/partner/calls"
 
 
-async def make_partner(database_url: str) -> tuple[str, str]:
+async def make_partner(database_url: str, keys: int = 1) -> list[str]:
+    """A partner with ``keys`` credentials; returns the keys."""
     pool = await create_pool(SecretStr(database_url), "gateway", min_size=1, max_size=1)
     try:
         repo = GatewayRepository(pool)
         partner_id = new_partner_id()
         await repo.create_partner(partner_id, "Timing partner", None)
-        cred = issue_credential()
-        await repo.add_credential(partner_id, cred.api_key, cred.secret_sha256)
-        return cred.api_key, cred.api_secret
+        issued = []
+        for _ in range(keys):
+            cred = issue_credential()
+            await repo.add_credential(partner_id, cred.api_key, cred.secret_sha256)
+            issued.append(cred.api_key)
+        return issued
     finally:
         await pool.close()
 
@@ -61,7 +67,9 @@ def summary(samples: list[float]) -> dict[str, float]:
 
 async def run(rounds: int) -> dict[str, object]:
     database_url = await fresh_database("callpipe_bench_auth", ["gateway"])
-    known_key, _ = await make_partner(database_url)
+    # One key asked every round (its lookup cached, like a partner's busy key) and one fresh known
+    # key per round (never cached: the same cost as a first-seen unknown key should have).
+    known_key, *cold_keys = await make_partner(database_url, keys=rounds + 1)
     port = free_port()
     env = {
         "DATABASE_URL": database_url,
@@ -77,7 +85,12 @@ async def run(rounds: int) -> dict[str, object]:
         OUT / "auth-timing-gateway.log",
         f"http://127.0.0.1:{port}/healthz",
     )
-    kinds = ("known key, wrong secret", "unknown key (repeated)", "unknown key (fresh)")
+    kinds = (
+        "known key, wrong secret",
+        "unknown key (repeated)",
+        "unknown key (fresh)",
+        "known key, first use",
+    )
     samples: dict[str, list[float]] = {kind: [] for kind in kinds}
     repeated = "ck_" + secrets.token_urlsafe(18)
     try:
@@ -100,7 +113,12 @@ async def run(rounds: int) -> dict[str, object]:
             order = random.Random(7)
             for _ in range(rounds):
                 # A shuffled order each round: no kind always follows the same one.
-                plan = [(kinds[0], known_key), (kinds[1], repeated), (kinds[2], "ck_" + secrets.token_urlsafe(18))]
+                plan = [
+                    (kinds[0], known_key),
+                    (kinds[1], repeated),
+                    (kinds[2], "ck_" + secrets.token_urlsafe(18)),
+                    (kinds[3], cold_keys.pop()),
+                ]
                 order.shuffle(plan)
                 for kind, key in plan:
                     await probe(kind, key)
