@@ -7,17 +7,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from schemas.events import AnyEvent, FailureStage, failure_from_key
 from services.common.backoff import Backoff
 from services.common.consumer import (
     ConsumerRuntime,
@@ -205,3 +208,25 @@ def worker_app(title: str, lifespan: Callable[[FastAPI], contextlib.AbstractAsyn
         return JSONResponse({"success": False, "message": "Internal server error"}, 500)
 
     return app
+
+
+def end_undecodable_calls(stage: FailureStage, source: str) -> Undecodable:
+    """The ``on_undecodable`` of a processing stage: a message nothing can be read from ends its
+    call as ``calls.failed.v1`` (``undecodable_event``) built from the message key, with an id
+    derived from the message's position, so a redelivery publishes the same event."""
+
+    def end(record: ConsumerRecord) -> list[AnyEvent]:
+        position = f"{record.topic}/{record.partition}/{record.offset}/undecodable"
+        failed = failure_from_key(
+            record.key,
+            record.value or b"",
+            stage=stage,
+            source=source,
+            event_id=uuid.uuid5(_UNDECODABLE_NAMESPACE, position),
+        )
+        return [failed] if failed is not None else []
+
+    return end
+
+
+_UNDECODABLE_NAMESPACE = uuid.UUID("5b0f9c1e-2d7a-4e63-8f41-c7a9e2d3b6f0")
