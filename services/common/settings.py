@@ -100,3 +100,19 @@ class BlobStoreSettings(BaseSettings):
         if self.blob_backend == "s3" and not self.blob_s3_bucket:
             raise ConfigurationError("BLOB_S3_BUCKET is required with BLOB_BACKEND=s3")
         return self
+
+
+# The development key-encryption key `make up` and the tests use: public, so refused in production.
+DEV_SECRETS_ENCRYPTION_KEYS = "dev:LiDhyfSVW-A6gf-RgRoM3FZ7lSLK6m_jkZFM50MJUJY"
+
+
+class SecretsEncryptionSettings(BaseSettings):
+    """The keys that encrypt secrets at rest (``services.common.crypto``): unprefixed
+    ``SECRETS_ENCRYPTION_KEYS``, ``id:base64url-key`` pairs, comma-separated, the current one
+    first. Production refuses to start with the development key or none."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    secrets_encryption_keys: SecretStr = Field(
+        SecretStr(DEV_SECRETS_ENCRYPTION_KEYS), validation_alias=_env("SECRETS_ENCRYPTION_KEYS")
+    )

@@ -2,6 +2,7 @@
 
     python -m services.notifier.admin signing-secret show --partner PARTNER_ID
     python -m services.notifier.admin signing-secret rotate --partner PARTNER_ID [--grace-hours 24]
+    python -m services.notifier.admin secrets reseal
     python -m services.notifier.admin outbox list
     python -m services.notifier.admin outbox requeue (ID ... | --all)
 
@@ -49,6 +50,15 @@ def _describe(partner_id: str, valid: list[SigningSecret]) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace, settings: NotifierSettings) -> int:
+    if args.area == "secrets":
+        pool = await create_pool(
+            settings.database_url, settings.db_schema, min_size=1, max_size=2, app_name="notifier-admin"
+        )
+        try:
+            _out(await NotifierRepository(pool, settings.secret_box()).seal_secrets())
+        finally:
+            await pool.close()
+        return 0
     if args.area == "outbox":
         pool = await create_pool(
             settings.database_url, settings.db_schema, min_size=1, max_size=2, app_name="notifier-admin"
@@ -66,7 +76,7 @@ async def run(args: argparse.Namespace, settings: NotifierSettings) -> int:
     pool = await create_pool(
         settings.database_url, settings.db_schema, min_size=1, max_size=2, app_name="notifier-admin"
     )
-    repo = NotifierRepository(pool)
+    repo = NotifierRepository(pool, settings.secret_box())
     try:
         match args.action:
             case "show":
@@ -97,6 +107,11 @@ def parser() -> argparse.ArgumentParser:
     rotate.add_argument("--partner", required=True)
     rotate.add_argument("--grace-hours", type=float, default=24.0)
     add_admin_commands(areas)
+    sealing = areas.add_parser("secrets", help="signing secrets at rest").add_subparsers(dest="action", required=True)
+    sealing.add_parser(
+        "reseal",
+        help="seal secrets still in plain text and re-wrap those sealed under an older key (after a key rotation)",
+    )
     return p
 
 

@@ -88,7 +88,12 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             pool = await open_worker_pool(stack, settings, "notifier")
-            repo = NotifierRepository(pool)
+            repo = NotifierRepository(pool, settings.secret_box())
+            # Secrets written in plain text by an older version, or wrapped by a rotated-out key,
+            # are sealed with the current key before anything is signed.
+            resealed = await repo.seal_secrets()
+            if any(resealed.values()):
+                log.info("signing secrets sealed", extra=resealed)
             bootstrap = settings.kafka_bootstrap_servers
             partitions, replicas = settings.kafka_topic_partitions, settings.kafka_replication_factor
 

@@ -7,11 +7,12 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.common.crypto import SecretBox
 from services.common.errors import ConfigurationError
-from services.common.settings import ServiceSettings
+from services.common.settings import DEV_SECRETS_ENCRYPTION_KEYS, SecretsEncryptionSettings, ServiceSettings
 
 
-class NotifierSettings(ServiceSettings):
+class NotifierSettings(ServiceSettings, SecretsEncryptionSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore", populate_by_name=True, frozen=True)
 
     host: str = "127.0.0.1"
@@ -61,12 +62,27 @@ class NotifierSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _production_rules(self) -> NotifierSettings:
+        self.secret_box()  # a malformed key list stops the service at start, not at the first callback
         if self.environment == "production":
             if self.ssrf_allow_networks.strip():
                 raise ConfigurationError("SSRF_ALLOW_NETWORKS is for development and tests; unset it in production")
             if self.allow_http:
                 raise ConfigurationError("NOTIFIER_ALLOW_HTTP is for development and tests; unset it in production")
         return self
+
+    def secret_defaults(self) -> list[tuple[str, str, str]]:
+        return [
+            *super().secret_defaults(),
+            (
+                "SECRETS_ENCRYPTION_KEYS",
+                self.secrets_encryption_keys.get_secret_value(),
+                DEV_SECRETS_ENCRYPTION_KEYS,
+            ),
+        ]
+
+    def secret_box(self) -> SecretBox:
+        """What seals the partners' signing secrets (fails fast on a malformed key list)."""
+        return SecretBox.from_config(self.secrets_encryption_keys.get_secret_value())
 
     @property
     def lease(self) -> float:

@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from services.common.crypto import SecretBox
 from services.notifier.signing import new_secret
 
 
@@ -125,9 +126,15 @@ RETURNING *
 """
 
 
+def _secret_context(partner_id: str) -> str:
+    """What a signing secret's ciphertext is bound to: it opens only on its own partner's row."""
+    return f"notifier.signing_secret:{partner_id}"
+
+
 class NotifierRepository:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, box: SecretBox) -> None:
         self._pool = pool
+        self._box = box
 
     # -- recording deliveries (Kafka handler) --------------------------------------------------
 
@@ -294,11 +301,18 @@ class NotifierRepository:
 
     # -- signing secrets -----------------------------------------------------------------------
 
+    def _open(self, partner_id: str, row: asyncpg.Record) -> str:
+        sealed: str | None = row["secret_sealed"]
+        if sealed is None:  # written before secrets were sealed, and not yet sealed at start-up
+            plain: str = row["secret"]
+            return plain
+        return self._box.open(sealed, _secret_context(partner_id))
+
     async def valid_secrets(self, partner_ids: Sequence[str]) -> tuple[dict[str, list[str]], list[str]]:
         """Each partner's valid signing secrets, newest first, creating a current one for a
         partner that has none; returns them and the partners whose secret was created now."""
         query = (
-            "SELECT partner_id, secret FROM signing_secrets WHERE partner_id = ANY($1::text[])"
+            "SELECT partner_id, secret, secret_sealed FROM signing_secrets WHERE partner_id = ANY($1::text[])"
             " AND (expires_at IS NULL OR expires_at > now()) ORDER BY partner_id, created_at DESC, id DESC"
         )
         wanted = sorted(set(partner_ids))
@@ -306,31 +320,32 @@ class NotifierRepository:
             rows = await conn.fetch(query, wanted)
             found: dict[str, list[str]] = {}
             for r in rows:
-                found.setdefault(r["partner_id"], []).append(r["secret"])
+                found.setdefault(r["partner_id"], []).append(self._open(r["partner_id"], r))
             missing = [p for p in wanted if p not in found]
             created: list[str] = []
             if missing:
                 # Another replica may create the same partner's secret at the same moment: the
                 # partial unique index keeps one, and both read it back.
                 inserted = await conn.fetch(
-                    "INSERT INTO signing_secrets (partner_id, secret) SELECT * FROM unnest($1::text[], $2::text[])"
+                    "INSERT INTO signing_secrets (partner_id, secret_sealed)"
+                    " SELECT * FROM unnest($1::text[], $2::text[])"
                     " ON CONFLICT (partner_id) WHERE expires_at IS NULL DO NOTHING RETURNING partner_id",
                     missing,
-                    [new_secret() for _ in missing],
+                    [self._box.seal(new_secret(), _secret_context(p)) for p in missing],
                 )
                 created = [r["partner_id"] for r in inserted]
                 for r in await conn.fetch(query, missing):
-                    found.setdefault(r["partner_id"], []).append(r["secret"])
+                    found.setdefault(r["partner_id"], []).append(self._open(r["partner_id"], r))
         return found, created
 
     async def secrets_of(self, partner_id: str) -> list[SigningSecret]:
         """The partner's valid secrets, current (``expires_at`` None) first."""
         rows = await self._pool.fetch(
-            "SELECT secret, created_at, expires_at FROM signing_secrets WHERE partner_id = $1"
+            "SELECT secret, secret_sealed, created_at, expires_at FROM signing_secrets WHERE partner_id = $1"
             " AND (expires_at IS NULL OR expires_at > now()) ORDER BY expires_at DESC NULLS FIRST, id DESC",
             partner_id,
         )
-        return [SigningSecret(r["secret"], r["created_at"], r["expires_at"]) for r in rows]
+        return [SigningSecret(self._open(partner_id, r), r["created_at"], r["expires_at"]) for r in rows]
 
     async def rotate_secret(self, partner_id: str, grace_s: float) -> None:
         """Make a new current secret; the previous one stays valid for ``grace_s`` seconds."""
@@ -343,8 +358,32 @@ class NotifierRepository:
                 grace_s,
             )
             await conn.execute(
-                "INSERT INTO signing_secrets (partner_id, secret) VALUES ($1, $2)", partner_id, new_secret()
+                "INSERT INTO signing_secrets (partner_id, secret_sealed) VALUES ($1, $2)",
+                partner_id,
+                self._box.seal(new_secret(), _secret_context(partner_id)),
             )
+
+    async def seal_secrets(self) -> dict[str, int]:
+        """Seal every signing secret still in plain text, and re-wrap every sealed one whose data
+        key is wrapped by an older key (key rotation); idempotent, safe on several replicas at
+        once (rows are locked one batch at a time). Returns how many of each."""
+        sealed = rewrapped = 0
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, partner_id, secret, secret_sealed FROM signing_secrets"
+                " WHERE secret IS NOT NULL OR secret_sealed NOT LIKE $1 FOR UPDATE SKIP LOCKED",
+                f"enc:v1:{self._box.current}:%",
+            )
+            for row in rows:
+                context = _secret_context(row["partner_id"])
+                if row["secret_sealed"] is None:
+                    value, sealed = self._box.seal(row["secret"], context), sealed + 1
+                else:
+                    value, rewrapped = self._box.rewrap(row["secret_sealed"], context), rewrapped + 1
+                await conn.execute(
+                    "UPDATE signing_secrets SET secret_sealed = $2, secret = NULL WHERE id = $1", row["id"], value
+                )
+        return {"sealed": sealed, "rewrapped": rewrapped}
 
     # -- reading (tests, admin) ----------------------------------------------------------------
 

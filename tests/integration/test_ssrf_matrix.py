@@ -44,7 +44,9 @@ from pydantic import SecretStr
 from schemas.events import CallFailed
 from services.common import ssrf
 from services.common.blobs import FilesystemBlobStore
+from services.common.crypto import SecretBox
 from services.common.db import create_pool
+from services.common.settings import DEV_SECRETS_ENCRYPTION_KEYS
 from services.fetcher.handlers import FetchDeps, handle_ingested
 from services.fetcher.repository import FetcherRepository
 from services.notifier import handlers as notifier_handlers
@@ -423,7 +425,7 @@ class Notifier:
 @pytest.fixture
 async def notifier(isolated_database_url: str) -> AsyncIterator[Notifier]:
     pool = await create_pool(SecretStr(isolated_database_url), "notifier", min_size=1, max_size=4)
-    repo = NotifierRepository(pool)
+    repo = NotifierRepository(pool, SecretBox.from_config(DEV_SECRETS_ENCRYPTION_KEYS))
     yield Notifier(repo, NotifyDeps(repo=repo, topic=lambda base: base), TestCa())
     await pool.close()
 

@@ -17,7 +17,9 @@ from pydantic import SecretStr
 
 from schemas.events import CallbackDelivery, parse_event
 from services.common import ssrf
+from services.common.crypto import SecretBox
 from services.common.db import create_pool
+from services.common.settings import DEV_SECRETS_ENCRYPTION_KEYS
 from services.notifier.dispatcher import Dispatcher, DispatchSettings, RetryPolicy
 from services.notifier.handlers import NotifyDeps
 from services.notifier.repository import Delivery, NotifierRepository
@@ -107,7 +109,7 @@ def notifier_db(isolated_database_url: str) -> Iterator[str]:
 @pytest.fixture
 async def env(notifier_db: str, topic_prefix: str, tls: TestCa) -> AsyncIterator[NotifierEnv]:
     pool = await create_pool(SecretStr(notifier_db), "notifier", min_size=1, max_size=8)
-    repo = NotifierRepository(pool)
+    repo = NotifierRepository(pool, SecretBox.from_config(DEV_SECRETS_ENCRYPTION_KEYS))
     e = NotifierEnv(pool, repo, NotifyDeps(repo=repo, topic=lambda base: topic_prefix + base), tls, topic_prefix)
     yield e
     for d in e.dispatchers:

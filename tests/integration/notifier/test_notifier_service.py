@@ -27,8 +27,10 @@ from schemas.events import (
     dump_event,
     parse_event,
 )
+from services.common.crypto import SecretBox
 from services.common.db import create_pool
 from services.common.kafka import TopicSpec, ensure_topics, make_producer
+from services.common.settings import DEV_SECRETS_ENCRYPTION_KEYS
 from services.notifier.repository import NotifierRepository
 from tests.integration.notifier.conftest import eventually
 from tests.support.infra import Infra, free_port
@@ -53,7 +55,7 @@ async def producer(infra: Infra, topic_prefix: str) -> AsyncIterator[AIOKafkaPro
 @pytest.fixture
 async def repo(notifier_db: str) -> AsyncIterator[NotifierRepository]:
     pool = await create_pool(SecretStr(notifier_db), "notifier", min_size=1, max_size=2)
-    yield NotifierRepository(pool)
+    yield NotifierRepository(pool, SecretBox.from_config(DEV_SECRETS_ENCRYPTION_KEYS))
     await pool.close()
 
 
