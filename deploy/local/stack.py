@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,6 +115,8 @@ class KafkaNode:
     port: int
     controller_port: int
     heap: str = "512m"
+    # Server properties that replace or add to the defaults (tests: a SASL/TLS listener).
+    overrides: dict[str, str] = field(default_factory=dict)
 
     @property
     def bootstrap(self) -> str:
@@ -163,6 +165,7 @@ class KafkaNode:
             # create their topics with it, so a broker with a smaller default works the same.
             "message.max.bytes": str(4 * 1024 * 1024),
             "replica.fetch.max.bytes": str(4 * 1024 * 1024),
+            **self.overrides,
         }
         self._config.write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
 

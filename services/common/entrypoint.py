@@ -7,6 +7,7 @@ import asyncio
 
 import uvicorn
 
+from services.common import metrics
 from services.common.db import apply_migrations
 from services.common.logging import configure_logging
 from services.common.settings import ServiceSettings
@@ -36,6 +37,8 @@ def run_service(
     if args.command == "migrate":
         asyncio.run(apply_migrations(settings.database_url, db_schema, f"services.{name}.migrations"))
         return 0
+    # Several worker processes share one metrics directory (services.common.metrics).
+    metrics.prepare_multiprocess(workers)
     uvicorn.run(
         f"services.{name}.app:main_app",
         factory=True,
@@ -48,4 +51,5 @@ def run_service(
         proxy_headers=False,
         timeout_graceful_shutdown=30,
     )
+    metrics.remove_multiprocess_dir()
     return 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 import asyncpg
@@ -28,7 +28,9 @@ from services.common.consumer import (
 )
 from services.common.db import create_pool, ping
 from services.common.health import health_router
-from services.common.kafka import KafkaProbe, TopicSpec, ensure_topics, make_producer
+from services.common.kafka import KafkaConnection, KafkaProbe, TopicSpec, ensure_topics, make_producer
+from services.common.metrics import metrics_router
+from services.common.observability import process_exiting
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +60,9 @@ class KafkaWorker:
         attempt = 0
         while True:
             attempt += 1
-            producer = make_producer(self._settings.bootstrap_servers, self._settings.client_id)
+            producer = make_producer(self._settings.kafka, self._settings.client_id)
             try:
-                await ensure_topics(self._settings.bootstrap_servers, self._topics)
+                await ensure_topics(self._settings.kafka, self._topics)
                 await producer.start()
                 runtime = ConsumerRuntime(self._settings, self._handler, producer)
                 await runtime.start()
@@ -111,7 +113,7 @@ async def host_worker(
     worker = KafkaWorker(consumer, handler, topics=topics)
     worker.start()
     stack.push_async_callback(worker.stop)
-    probe = KafkaProbe(consumer.bootstrap_servers)
+    probe = KafkaProbe(consumer.kafka)
     stack.push_async_callback(probe.close)
 
     async def consuming() -> bool:
@@ -125,8 +127,7 @@ async def host_worker(
 class WorkerConfig(Protocol):
     """The settings every worker service has (its pydantic-settings class provides them)."""
 
-    @property
-    def kafka_bootstrap_servers(self) -> str: ...
+    def kafka(self) -> KafkaConnection: ...
     @property
     def kafka_topic_prefix(self) -> str: ...
     @property
@@ -169,7 +170,7 @@ def consumer_settings(
     of the session timeout. ``per_partner_concurrency`` caps the slots one partner's calls take."""
     group = settings.topic(settings.group_id)
     return ConsumerSettings(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        kafka=settings.kafka(),
         group_id=group,
         topics=[settings.topic(t) for t in topics],
         dead_letter_topic=dead_letter_topic(group),
@@ -188,7 +189,17 @@ def consumer_settings(
 
 
 def worker_app(title: str, lifespan: Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]) -> FastAPI:
-    """A worker's HTTP side: health endpoints only."""
-    app = FastAPI(title=title, version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    """A worker's HTTP side: health endpoints and ``/metrics``."""
+
+    @contextlib.asynccontextmanager
+    async def observed(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            async with lifespan(app):
+                yield
+        finally:
+            process_exiting()
+
+    app = FastAPI(title=title, version="1.0.0", lifespan=observed, docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(health_router())
+    app.include_router(metrics_router())
     return app
