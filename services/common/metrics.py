@@ -5,7 +5,7 @@ Names follow Prometheus' conventions with one ``callpipe_`` prefix: ``_total`` c
 ``_seconds`` and ``_bytes`` units, histograms for durations. Labels are low-cardinality only: a
 consumer group, a topic, an outcome or failure code from a closed set, an HTTP route *template*;
 never a call, partner or tenant id. Which service a series comes from is the scrape target's
-business (the chart's PodMonitor and the local Prometheus add a ``service`` label).
+business (the chart's PodMonitor and the tests' Prometheus add a ``component`` label).
 
 **Several processes.** The gateway runs ``GATEWAY_WORKERS`` uvicorn processes behind one port, and
 a scrape reaches one of them. With more than one, ``run_service`` points

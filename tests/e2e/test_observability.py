@@ -122,7 +122,7 @@ async def test_prometheus_counts_the_calls_and_each_call_is_one_trace_across_the
 
             def counted() -> dict[str, Any]:
                 q = prometheus.value
-                up = prometheus.by("up", "service")
+                up = prometheus.by("up", "component")
                 assert up == dict.fromkeys(SERVICES, 1.0), up
                 seen = {
                     "accepted": q('sum(callpipe_ingest_calls_total{outcome="accepted"})'),
@@ -132,21 +132,21 @@ async def test_prometheus_counts_the_calls_and_each_call_is_one_trace_across_the
                         'sum(callpipe_http_requests_total{route="/api/v1/partner/ingest/batch-call",status="200"})'
                     ),
                     "fetcher": q(
-                        'sum(callpipe_consumer_messages_total{service="fetcher",group="fetcher",outcome="processed"})'
+                        'sum(callpipe_consumer_messages_total{component="fetcher",group="fetcher",outcome="processed"})'
                     ),
                     "fetched": q('sum(callpipe_fetch_duration_seconds_count{outcome="fetched"})'),
                     "not_audio": q('sum(callpipe_fetch_duration_seconds_count{outcome="unsupported_format"})'),
                     "analyzed": q(
-                        'sum(callpipe_consumer_messages_total{service="analyzer",group="analyzer",outcome="processed"})'
+                        'sum(callpipe_consumer_messages_total{component="analyzer",group="analyzer",outcome="processed"})'
                     ),
                     "rtf": q("sum(callpipe_asr_real_time_factor_count)"),
                     "results": q('sum(callpipe_callback_attempts_total{kind="result",outcome="delivered"})'),
                     "failures": q('sum(callpipe_callback_attempts_total{kind="failure",outcome="delivered"})'),
                     "end_to_end": q('sum(callpipe_call_end_to_end_seconds_count{state="delivered"})'),
-                    "published": q('sum(callpipe_outbox_published_events_total{service="gateway"})'),
-                    "backlog": q('sum(callpipe_outbox_backlog_events{service="gateway"})'),
+                    "published": q('sum(callpipe_outbox_published_events_total{component="gateway"})'),
+                    "backlog": q('sum(callpipe_outbox_backlog_events{component="gateway"})'),
                     "dead_letters": q("sum(callpipe_consumer_dead_letters_total)") or 0.0,
-                    "lag": q('sum(callpipe_consumer_lag_messages{service="notifier"})'),
+                    "lag": q('sum(callpipe_consumer_lag_messages{component="notifier"})'),
                 }
                 assert seen == {
                     "accepted": 4.0,

@@ -60,7 +60,7 @@ class Prometheus:
 @contextlib.contextmanager
 def prometheus(targets: Mapping[str, int], workdir: Path, scrape_interval_s: float = 1.0) -> Iterator[Prometheus]:
     """Prometheus scraping ``/metrics`` of each ``{service: port}`` on loopback, every
-    ``scrape_interval_s``, each target labelled ``service``; yields once it answers."""
+    ``scrape_interval_s``, each target labelled ``component`` (as the chart's monitors do); yields once it answers."""
     workdir.mkdir(parents=True, exist_ok=True)
     interval = f"{int(scrape_interval_s * 1000)}ms"
     config = {
@@ -70,7 +70,7 @@ def prometheus(targets: Mapping[str, int], workdir: Path, scrape_interval_s: flo
                 "job_name": "callpipe",
                 "scrape_timeout": interval,
                 "static_configs": [
-                    {"targets": [f"127.0.0.1:{port}"], "labels": {"service": name}} for name, port in targets.items()
+                    {"targets": [f"127.0.0.1:{port}"], "labels": {"component": name}} for name, port in targets.items()
                 ],
             }
         ],
