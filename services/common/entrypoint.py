@@ -38,7 +38,8 @@ def run_service(
         asyncio.run(apply_migrations(settings.database_url, db_schema, f"services.{name}.migrations"))
         return 0
     # Several worker processes share one metrics directory (services.common.metrics).
-    metrics.prepare_multiprocess(workers)
+    if settings.metrics_enabled:
+        metrics.prepare_multiprocess(workers)
     uvicorn.run(
         f"services.{name}.app:main_app",
         factory=True,

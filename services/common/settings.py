@@ -58,6 +58,10 @@ class ServiceSettings(BaseSettings):
     kafka_ssl_key_password: SecretStr | None = Field(None, validation_alias=_env("KAFKA_SSL_KEY_PASSWORD"))
     kafka_ssl_check_hostname: bool = Field(True, validation_alias=_env("KAFKA_SSL_CHECK_HOSTNAME"))
 
+    # Prometheus metrics (services.common.metrics): false drops the HTTP middleware and the
+    # gateway's multiprocess files (a benchmark's "off"); /metrics then shows only this process.
+    metrics_enabled: bool = Field(True, validation_alias=_env("METRICS_ENABLED"))
+
     # Tracing (services.common.tracing): trace context on every event and log line when on;
     # spans are exported over OTLP/HTTP only when an endpoint is set (the standard OTEL_* variables
     # configure the exporter further: headers, timeout, sampler, resource attributes).

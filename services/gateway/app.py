@@ -248,7 +248,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app = FastAPI(
         title="Call ingestion API",
         version="1.0.0",
-        description="Batch call ingestion for partners. Contract: spec/batch-call-ingestion-api.md.",
+        description="Batch call ingestion for partners. Reference: docs/api-reference.md.",
         lifespan=lifespan,
     )
     app.include_router(router)
@@ -256,7 +256,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(metrics.metrics_router())
 
     add_error_handlers(app)
-    app.add_middleware(observability.HttpObservability)
+    if settings.metrics_enabled:
+        app.add_middleware(observability.HttpObservability)
     # Outermost: its 500 for an unexpected error is what the metrics and the span then record.
     app.add_middleware(RequestLogMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
