@@ -83,6 +83,7 @@ schemas: install ## Regenerate the checked-in JSON Schema files from schemas/eve
 
 bench: install test-tools infra-up ## Run the benchmarks and print the figures for BENCHMARKS.md
 	$(PY) -m bench.gateway_bench
+	$(PY) -m bench.gateway_bench --observability
 	$(PY) -m bench.fetcher_bench
 	$(PY) -m bench.asr_bench
 	$(PY) -m bench.analyzer_bench

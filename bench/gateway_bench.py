@@ -287,6 +287,7 @@ def main() -> int:
     noop_port, gw_port = 18081, 18080
     if args.observability:
         results["observability"] = observability_rounds(args, env, gw_port, stamp, phase)
+        results["observability_configs"] = list(results["observability"]["runs"])
         results["calls_recorded"] = asyncio.run(db_counts(db_url))[0]
         asyncio.run(delete_topic(kafka.bootstrap, topic))
         (OUT / f"gateway-observability-{stamp}.json").write_text(json.dumps(results, indent=2))
@@ -346,14 +347,20 @@ def observability_rounds(
     """The gateway at max rate with metrics and tracing off, then on, ``args.rounds`` times."""
     sink_port = 18090
     sink = subprocess.Popen([sys.executable, "-m", "bench.otlp_sink", str(sink_port)], cwd=ROOT, start_new_session=True)
+    exporting = {"METRICS_ENABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}"}
     configs = {
         "off": {"METRICS_ENABLED": "false", "TRACING_ENABLED": "false"},
-        "on": {
-            "METRICS_ENABLED": "true",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+        # Every call traced: the worst case.
+        "on": {**exporting, "OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+        # One call in ten traced (the sampling decision is the gateway's, per call), as production
+        # would run it at this rate; the others still carry their (unsampled) context.
+        "on, 10% sampled": {
+            **exporting,
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.1",
         },
     }
-    runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
     try:
         for round_no in range(args.rounds):
             for name, extra in configs.items():
@@ -363,10 +370,11 @@ def observability_rounds(
                 )
                 stop, counts = threading.Event(), {"scrapes": 0, "failed": 0}
                 scraper = threading.Thread(target=_scraper, args=(f"http://127.0.0.1:{port}/metrics", stop, counts))
-                if name == "on":
+                if name != "off":
                     scraper.start()
                 try:
-                    summary = phase(f"{name}-{round_no}", "gateway", port, gateway, 0)
+                    label = name.replace(" ", "").replace(",", "-").replace("%", "")
+                    summary = phase(f"{label}-{round_no}", "gateway", port, gateway, 0)
                 finally:
                     stop.set()
                     if scraper.is_alive():
@@ -385,14 +393,13 @@ def observability_rounds(
         }
         medians[name]["server_cores"] = statistics.median(s["cpu_cores"]["gateway"] for s in summaries)
         medians[name]["runs"] = [s["accepted_calls_per_s"] for s in summaries]
-    medians["ratio_on_to_off"] = round(
-        medians["on"]["accepted_calls_per_s"] / medians["off"]["accepted_calls_per_s"], 3
-    )
+    off = medians["off"]["accepted_calls_per_s"]
+    medians["ratio_to_off"] = {name: round(medians[name]["accepted_calls_per_s"] / off, 3) for name in configs}
     return {"runs": runs, "medians": medians}
 
 
 def render_observability(r: dict[str, Any]) -> str:
-    m = r["medians"]
+    m = r["observability"]["medians"]
     lines = [
         f"Run {r['started']} UTC, {r['args']['workers']} uvicorn workers, {r['args']['concurrency']} connections, "
         f"{r['args']['duration']:.0f} s per phase, {r['args']['rounds']} rounds alternating off and on, "
@@ -402,13 +409,13 @@ def render_observability(r: dict[str, Any]) -> str:
         "| calls/s per round |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name in ("off", "on"):
+    for name in r["observability_configs"]:
         s = m[name]
         lines.append(
             f"| {name} | {s['accepted_calls_per_s']:.0f} | {s['ok_per_s']:.1f} | {s['p50_ms']} | {s['p90_ms']} "
             f"| {s['p99_ms']} | {s['server_cores']} | {', '.join(f'{v:.0f}' for v in s['runs'])} |"
         )
-    lines += ["", f"on / off (calls/s): {m['ratio_on_to_off']}"]
+    lines += ["", "calls/s relative to off: " + ", ".join(f"{k} {v}" for k, v in m["ratio_to_off"].items())]
     return "\n".join(lines)
 
 
@@ -449,6 +456,9 @@ def render(r: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--render"]:  # print the table of a saved --observability run
+        print(render_observability(json.loads(Path(sys.argv[2]).read_text())))
+        sys.exit(0)
     if shutil.which("go") is None and not (BIN / "vegeta").exists():
         raise SystemExit("the benchmark needs Go to install vegeta")
     sys.exit(main())

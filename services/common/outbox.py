@@ -17,8 +17,11 @@ requeues set-aside records (the services' admin commands), ``/readyz`` shows how
 
 Trace context crosses the outbox: ``headers`` holds, per record, the Kafka headers (W3C
 ``traceparent``/``tracestate``) of the trace the event belongs to, written with the event by the
-transaction that produced it (``outbox_headers``). With tracing on, the relay publishes each record
-in a ``publish`` span, child of that context, and the record carries the span's context on.
+transaction that produced it (``outbox_headers``), and the relay puts them on the Kafka record
+as they are. It makes no span of its own per record: that would cost as much as the call's own
+ingest span on the hottest path, and the time a call spent in the outbox shows in its trace
+anyway, as the gap between the span that wrote it and the next stage's ``process`` span (the
+``callpipe_outbox_publish_delay_seconds`` histogram has the distribution).
 
 Metrics: events published and set aside, failed rounds, the delay from a row's commit to Kafka's
 acknowledgement, and (read at scrape time, ``refresh_metrics``) the backlog and the set-aside count.
@@ -49,7 +52,6 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
-from opentelemetry.trace import Span, SpanKind
 
 from services.common import metrics, tracing
 from services.common.backoff import Backoff
@@ -105,7 +107,6 @@ class _Row:
     headers: list[RecordHeaders | None] | None = None
     age_s: float = 0.0
     failed: dict[int, BaseException] = field(default_factory=dict)
-    spans: dict[int, Span] = field(default_factory=dict)
 
     def record_headers(self, index: int) -> RecordHeaders | None:
         if self.headers is None or index >= len(self.headers):
@@ -113,32 +114,8 @@ class _Row:
         return self.headers[index]
 
     def kafka_headers(self, index: int) -> list[tuple[str, bytes]] | None:
-        """The record's headers on Kafka: its ``publish`` span's context when traced, else as stored."""
-        traced = self.spans.get(index)
-        if traced is not None:
-            return tracing.carrier_headers(tracing.span_carrier(traced))
+        """The record's headers on Kafka: as stored with it."""
         return tracing.carrier_headers(self.record_headers(index))
-
-    def start_spans(self) -> None:
-        """A ``publish`` span per traced record, child of the context it was stored with."""
-        if not tracing.enabled() or self.headers is None:
-            return
-        for index, stored in enumerate(self.headers):
-            if stored and index not in self.spans:
-                started = tracing.start_span(
-                    f"{self.topic} publish",
-                    parent=stored,
-                    kind=SpanKind.PRODUCER,
-                    attributes={"messaging.system": "kafka", "messaging.destination.name": self.topic},
-                )
-                if started is not None:
-                    self.spans[index] = started
-
-    def end_spans(self) -> None:
-        for index, started in self.spans.items():
-            error = self.failed.get(index)
-            tracing.end(started, error=None if error is None else type(error).__name__)
-        self.spans.clear()
 
 
 class OutboxRelay:
@@ -267,8 +244,6 @@ class OutboxRelay:
             ]
             producer = await self._ensure_producer()
             started = time.perf_counter()
-            for row in rows:
-                row.start_spans()
             sends = await self._send(producer, rows)
             results = await asyncio.gather(*(ack for ack, _ in sends), return_exceptions=True)
             alone: list[tuple[_Row, int]] = []
@@ -283,7 +258,6 @@ class OutboxRelay:
                 await self._send_alone(producer, alone)
             acked_s = time.perf_counter() - started
             for row in rows:
-                row.end_spans()
                 if not row.failed:
                     metrics.OUTBOX_DELAY.observe(row.age_s + acked_s)
             published, transient = await self._settle(conn, rows)

@@ -44,6 +44,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -57,6 +59,21 @@ Headers = list[tuple[str, bytes]]
 Carrier = dict[str, str]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
+
+
+class _CallIds(RandomIdGenerator):
+    """Random ids, except that ``call_trace`` can hand the SDK the trace id it already sampled
+    on, so the SDK's own decision (the same sampler, the same id) agrees with it."""
+
+    def __init__(self) -> None:
+        self.chosen: int | None = None
+
+    def generate_trace_id(self) -> int:
+        chosen, self.chosen = self.chosen, None
+        return chosen if chosen is not None else super().generate_trace_id()
+
+
+_IDS = _CallIds()
 _FIELDS = frozenset(_PROPAGATOR.fields)
 _tracer = trace.get_tracer("callpipe")
 
@@ -84,7 +101,7 @@ def configure_tracing(service: str, *, enabled: bool, export: bool) -> None:
     if not (enabled or export) or _state.enabled:
         return
     # Resource.create merges OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME over these defaults.
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: f"callpipe-{service}"}))
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: f"callpipe-{service}"}), id_generator=_IDS)
     if export:
         # Reads OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, _HEADERS, _TIMEOUT, _CERTIFICATE itself.
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
@@ -186,6 +203,25 @@ def start_span(
             links.append(Link(current))
     ctx = otel_context.Context() if root else _context(parent)
     return _tracer.start_span(name, context=ctx, kind=kind, attributes=dict(attributes or {}), links=links)
+
+
+def call_trace(name: str, attributes: Mapping[str, Any]) -> tuple[Span | None, Carrier | None]:
+    """A new trace for one call: its root span (None when not sampled) and its context as text.
+
+    The sampler's decision is taken here, per call, before anything is built: a call it leaves
+    out gets only a context (fresh ids, the sampled flag off), written without creating a span,
+    so the later stages follow the decision and log lines still carry a trace id, while the
+    gateway spends microseconds instead of a span per call. A sampled call gets its root span,
+    linked to the current one (the request's)."""
+    if not _state.enabled or _state.provider is None:
+        return None, None
+    trace_id = _IDS.generate_trace_id()
+    decision = _state.provider.sampler.should_sample(None, trace_id, name)
+    if decision.decision not in (Decision.RECORD_AND_SAMPLE, Decision.RECORD_ONLY):
+        return None, {"traceparent": f"00-{trace_id:032x}-{_IDS.generate_span_id():016x}-00"}
+    _IDS.chosen = trace_id  # taken by the SDK for the span started now (one thread, no await between)
+    started = start_span(name, root=True, attributes=attributes, link_current=True)
+    return started, span_carrier(started)
 
 
 def span_carrier(started: Span | None) -> Carrier | None:

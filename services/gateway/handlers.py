@@ -312,13 +312,10 @@ async def ingest_batch(
         )
         if len(event) > MAX_CALL_EVENT_BYTES:
             too_large.append(oversized_call(index, item, len(event)))
-        spans[call_id] = tracing.start_span(
-            "call.ingest",
-            root=True,
-            link_current=True,
-            attributes={"callpipe.call_id": call_id, "callpipe.partner_id": partner.partner_id},
+        spans[call_id], context = tracing.call_trace(
+            "call.ingest", {"callpipe.call_id": call_id, "callpipe.partner_id": partner.partner_id}
         )
-        new_calls.append(NewCall(call_id, event, tracing.span_carrier(spans[call_id])))
+        new_calls.append(NewCall(call_id, event, context))
     if too_large:
         for started in spans.values():
             tracing.end(started, error="validation_failed")
