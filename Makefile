@@ -84,11 +84,13 @@ schemas: install ## Regenerate the checked-in JSON Schema files from schemas/eve
 bench: install test-tools infra-up ## Run the benchmarks and print the figures for BENCHMARKS.md
 	$(PY) -m bench.gateway_bench
 	$(PY) -m bench.gateway_bench --observability
+	$(PY) -m bench.http_edge_bench
 	$(PY) -m bench.fetcher_bench
 	$(PY) -m bench.asr_bench
 	$(PY) -m bench.analyzer_bench
 	$(PY) -m bench.notifier_bench
 	$(PY) -m bench.read_model_bench
+	$(PY) -m bench.auth_timing_bench
 	$(PY) -m bench.pipeline_bench
 
 clean: down ## Stop everything and delete local state (.local/, .venv/)

@@ -308,9 +308,9 @@ TOPICS: dict[type[_Envelope], str] = {
     CallbackRedeliverRequested: TOPIC_CALLBACK_COMMANDS,
 }
 
-# mypy reads the Annotated union as a value, not a type form (and says so only without its cache, so
-# an ignore comment would be "unused" on a warm cache): the annotation carries the type.
-_EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(typing.cast(Any, Event))
+# mypy reads the Annotated union as a value, not a type form, or not, depending on its cache (a
+# fresh run and an incremental one disagree); pydantic accepts it either way.
+_EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(Event)  # type: ignore[arg-type, unused-ignore]
 
 
 def follow_up(event: _Envelope, *, event_id: UUID, source: str) -> dict[str, Any]:
@@ -344,26 +344,18 @@ def dump_event(event: _Envelope) -> bytes:
 _BY_TYPE: dict[str, type[_Envelope]] = {cls.model_fields["type"].default: cls for cls in TOPICS}
 
 
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    """The model classes an annotation can hold directly (``X``, ``X | None``, ``Annotated[X]``)."""
+def _models_in(annotation: Any, *, in_list: bool = False) -> list[type[BaseModel]]:
+    """The model classes an annotation holds directly (``X``, ``X | None``, ``Annotated[X]``),
+    or with ``in_list`` as the items of a list (``list[X]``, ``list[X] | None``)."""
     origin = get_origin(annotation)
     if origin is Annotated:
-        return _models_in(get_args(annotation)[0])
+        return _models_in(get_args(annotation)[0], in_list=in_list)
     if origin in (typing.Union, types.UnionType):
-        return [m for arg in get_args(annotation) for m in _models_in(arg)]
+        return [m for arg in get_args(annotation) for m in _models_in(arg, in_list=in_list)]
+    if in_list:
+        return _models_in(get_args(annotation)[0]) if origin is list else []
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
-    return []
-
-
-def _list_item_models(annotation: Any) -> list[type[BaseModel]]:
-    origin = get_origin(annotation)
-    if origin is Annotated:
-        return _list_item_models(get_args(annotation)[0])
-    if origin in (typing.Union, types.UnionType):
-        return [m for arg in get_args(annotation) for m in _list_item_models(arg)]
-    if origin is list:
-        return _models_in(get_args(annotation)[0])
     return []
 
 
@@ -386,7 +378,7 @@ def _declared(model: type[BaseModel], value: Any) -> Any:
             continue
         if models := _models_in(field.annotation):
             child = _declared(models[0], child)
-        elif (items := _list_item_models(field.annotation)) and isinstance(child, list):
+        elif (items := _models_in(field.annotation, in_list=True)) and isinstance(child, list):
             child = [_declared(items[0], c) for c in child]
         out[name] = child
     return out

@@ -24,7 +24,13 @@ from services.common.consumer import dead_letter_topic
 from services.common.kafka import TopicSpec
 from services.common.logging import configure_logging
 from services.common.progress import progress_announcer
-from services.common.worker import consumer_settings, host_worker, open_worker_pool, worker_app
+from services.common.worker import (
+    consumer_settings,
+    end_undecodable_calls,
+    host_worker,
+    open_worker_pool,
+    worker_app,
+)
 
 log = logging.getLogger("services.analyzer")
 
@@ -94,7 +100,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
                     client_id="analyzer",
                     concurrency=settings.in_flight,
                     on_give_up=handlers.gave_up,
-                    on_undecodable=handlers.undecodable,
+                    on_undecodable=end_undecodable_calls("analyze", handlers.SOURCE),
                 ),
                 functools.partial(handlers.handle_fetched, deps=deps),
                 topics=[

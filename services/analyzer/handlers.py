@@ -15,8 +15,6 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from aiokafka.structs import ConsumerRecord
-
 from schemas.analysis import DEFAULT_CONFIG, ConfigSnapshot, EngineInfo, Speaker
 from schemas.events import (
     AnyEvent,
@@ -26,7 +24,6 @@ from schemas.events import (
     CallFailed,
     CallFailedPayload,
     CallFetched,
-    failure_from_key,
     follow_up,
 )
 from services.analyzer.analysis import AnalysisEngine, AnalysisError, AnalysisInput
@@ -219,16 +216,3 @@ def gave_up(event: AnyEvent, exc: BaseException) -> list[AnyEvent]:
             ),
         )
     ]
-
-
-def undecodable(record: ConsumerRecord) -> list[AnyEvent]:
-    """What a call becomes when its message cannot be decoded, not even salvaged: a failure
-    (``undecodable_event``) built from the message key, so the call still reaches a final state."""
-    failed = failure_from_key(
-        record.key,
-        record.value or b"",
-        stage="analyze",
-        source=SOURCE,
-        event_id=uuid.uuid5(_EVENT_NAMESPACE, f"{record.topic}/{record.partition}/{record.offset}/undecodable"),
-    )
-    return [failed] if failed is not None else []

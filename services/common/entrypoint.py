@@ -9,6 +9,7 @@ import uvicorn
 
 from services.common import metrics
 from services.common.db import apply_migrations
+from services.common.http_server import HttpLimits, protocol_factory
 from services.common.logging import configure_logging
 from services.common.settings import ServiceSettings
 
@@ -37,12 +38,23 @@ def run_service(
     if args.command == "migrate":
         asyncio.run(apply_migrations(settings.database_url, db_schema, f"services.{name}.migrations"))
         return 0
+    limits = HttpLimits(
+        max_url_bytes=settings.http_max_url_bytes,
+        max_header_bytes=settings.http_max_header_bytes,
+        max_headers=settings.http_max_headers,
+        header_timeout_s=settings.http_header_timeout_s,
+    )
     # Several worker processes share one metrics directory (services.common.metrics).
     if settings.metrics_enabled:
         metrics.prepare_multiprocess(workers)
     uvicorn.run(
         f"services.{name}.app:main_app",
         factory=True,
+        # uvicorn calls it as it calls a protocol class; a partial so it pickles into workers.
+        http=protocol_factory(limits),  # type: ignore[arg-type]
+        # No service speaks WebSocket: an upgrade request is served as plain HTTP by the app
+        # (the websockets protocol would answer it 403 text/plain).
+        ws="none",
         host=host,
         port=port,
         workers=workers,

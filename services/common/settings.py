@@ -98,6 +98,23 @@ class ServiceSettings(BaseSettings):
         """Whether spans are exported (an OTLP endpoint is configured)."""
         return bool(self.otel_exporter_otlp_endpoint or self.otel_exporter_otlp_traces_endpoint)
 
+    # The HTTP server's own limits (services/common/http_server.py), the same for every service.
+    http_max_url_bytes: int = Field(
+        8192, ge=256, validation_alias=_env("HTTP_MAX_URL_BYTES"), description="longer request URLs get 414"
+    )
+    http_max_header_bytes: int = Field(
+        32768, ge=1024, validation_alias=_env("HTTP_MAX_HEADER_BYTES"), description="larger header sections get 431"
+    )
+    http_max_headers: int = Field(
+        100, ge=16, validation_alias=_env("HTTP_MAX_HEADERS"), description="more header fields get 431"
+    )
+    http_header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=_env("HTTP_HEADER_TIMEOUT_S"),
+        description="a request line and headers not all received this long after their first byte get 408",
+    )
+
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ServiceSettings:
         if self.environment == "production":

@@ -7,15 +7,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from fastapi import FastAPI
+from aiokafka.structs import ConsumerRecord
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from pydantic import SecretStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from schemas.events import AnyEvent, FailureStage, failure_from_key
 from services.common.backoff import Backoff
 from services.common.consumer import (
     ConsumerRuntime,
@@ -189,7 +194,8 @@ def consumer_settings(
 
 
 def worker_app(title: str, lifespan: Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]) -> FastAPI:
-    """A worker's HTTP side: health endpoints and ``/metrics``."""
+    """A worker's HTTP side: health endpoints and ``/metrics``, every other answer in the API's
+    error shape (``{"success": false, "message": ...}``), like the gateway's."""
 
     @contextlib.asynccontextmanager
     async def observed(app: FastAPI) -> AsyncIterator[None]:
@@ -202,4 +208,36 @@ def worker_app(title: str, lifespan: Callable[[FastAPI], contextlib.AbstractAsyn
     app = FastAPI(title=title, version="1.0.0", lifespan=observed, docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(health_router())
     app.include_router(metrics_router())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"success": False, "message": str(exc.detail)}, exc.status_code, exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on the health port")
+        return JSONResponse({"success": False, "message": "Internal server error"}, 500)
+
     return app
+
+
+def end_undecodable_calls(stage: FailureStage, source: str) -> Undecodable:
+    """The ``on_undecodable`` of a processing stage: a message nothing can be read from ends its
+    call as ``calls.failed.v1`` (``undecodable_event``) built from the message key, with an id
+    derived from the message's position, so a redelivery publishes the same event."""
+
+    def end(record: ConsumerRecord) -> list[AnyEvent]:
+        position = f"{record.topic}/{record.partition}/{record.offset}/undecodable"
+        failed = failure_from_key(
+            record.key,
+            record.value or b"",
+            stage=stage,
+            source=source,
+            event_id=uuid.uuid5(_UNDECODABLE_NAMESPACE, position),
+        )
+        return [failed] if failed is not None else []
+
+    return end
+
+
+_UNDECODABLE_NAMESPACE = uuid.UUID("5b0f9c1e-2d7a-4e63-8f41-c7a9e2d3b6f0")

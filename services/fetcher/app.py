@@ -23,7 +23,13 @@ from services.common.consumer import dead_letter_topic
 from services.common.kafka import TopicSpec
 from services.common.logging import configure_logging
 from services.common.progress import progress_announcer
-from services.common.worker import consumer_settings, host_worker, open_worker_pool, worker_app
+from services.common.worker import (
+    consumer_settings,
+    end_undecodable_calls,
+    host_worker,
+    open_worker_pool,
+    worker_app,
+)
 from services.fetcher import handlers
 from services.fetcher.config import FetcherSettings
 from services.fetcher.media import MediaInfo, MediaProblem, probe_file
@@ -112,7 +118,7 @@ def create_app(settings: FetcherSettings | None = None) -> FastAPI:
                     prefetch=settings.prefetch,
                     per_partner_concurrency=settings.per_partner_concurrency,
                     on_give_up=handlers.gave_up,
-                    on_undecodable=handlers.undecodable,
+                    on_undecodable=end_undecodable_calls("fetch", handlers.SOURCE),
                 ),
                 functools.partial(handlers.handle_ingested, deps=deps),
                 topics=[

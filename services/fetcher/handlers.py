@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 import aiohttp
-from aiokafka.structs import ConsumerRecord
 
 from schemas.events import (
     AnyEvent,
@@ -30,7 +29,6 @@ from schemas.events import (
     CallFetchedPayload,
     CallIngested,
     FetchFailureCode,
-    failure_from_key,
     follow_up,
 )
 from services.common import backoff, metrics, ssrf, tracing
@@ -286,16 +284,3 @@ def gave_up(event: AnyEvent, exc: BaseException) -> list[AnyEvent]:
             ),
         )
     ]
-
-
-def undecodable(record: ConsumerRecord) -> list[AnyEvent]:
-    """What a call becomes when its message cannot be decoded, not even salvaged: a failure
-    (``undecodable_event``) built from the message key, so the call still reaches a final state."""
-    failed = failure_from_key(
-        record.key,
-        record.value or b"",
-        stage="fetch",
-        source=SOURCE,
-        event_id=uuid.uuid5(_EVENT_NAMESPACE, f"{record.topic}/{record.partition}/{record.offset}/undecodable"),
-    )
-    return [failed] if failed is not None else []

@@ -74,6 +74,11 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "Body larger than 5 MB.",
         "content": _example("Request payload exceeds the 5MB limit"),
     },
+    408: {
+        "model": ErrorResponse,
+        "description": "The body stopped arriving (10 s without a byte, or 60 s in all); the connection is closed.",
+        "content": _example("Request body not received in time"),
+    },
     415: {
         "model": ErrorResponse,
         "description": "Body is not application/json.",
@@ -168,7 +173,7 @@ _CONFIG_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The effective configuration for this tenant and subtenant, and the levels it comes from.",
         "content": {"application/json": {"example": _CONFIG_EXAMPLE}},
     },
-    **{code: _RESPONSES[code] for code in (400, 403, 415, 422, 429, 500)},
+    **{code: _RESPONSES[code] for code in (400, 403, 408, 415, 422, 429, 500)},
     413: {
         "model": ErrorResponse,
         "description": "Body larger than 256 KB.",

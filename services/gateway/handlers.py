@@ -60,6 +60,7 @@ from services.gateway.models import (
     first_too_deep,
     may_be_unportable,
     may_hold_non_json_numbers,
+    number_shapes,
     too_deep,
     unportable,
 )
@@ -208,7 +209,8 @@ def parse_batch(body: bytes) -> list[CallItemIn]:
     numbers no double holds (400, they are not JSON), nesting deeper than ``MAX_JSON_DEPTH``, NUL
     characters and integers beyond 64 bits (422 naming the field). The rarer checks run only when
     a cheap scan of the raw bytes says they could matter, to keep the hot path lean."""
-    if may_hold_non_json_numbers(body):
+    shapes = number_shapes(body)
+    if may_hold_non_json_numbers(body, shapes):
         _strict_json(body)
     try:
         items = BATCH.validate_json(body)["data"]
@@ -222,7 +224,7 @@ def parse_batch(body: bytes) -> list[CallItemIn]:
             raise MalformedBody() from None
         raise ValidationFailed(field_errors(exc)) from None
     errors = too_deep(items)
-    if may_be_unportable(body):
+    if may_be_unportable(body, shapes):
         errors += unportable(items, "data")
     if errors:
         raise ValidationFailed(errors)

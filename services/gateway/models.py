@@ -491,23 +491,34 @@ _KNOWN_CONTAINER = re.compile(
 )
 
 
-# Tokens valid JSON does not have (NaN, Infinity) or numbers no double holds (they would become
-# infinity): a lenient parser accepts them and they would reach the event as null.
-_NOT_JSON_NUMBERS = re.compile(rb"NaN|Infinity|[eE][+-]?[0-9]{3}|[0-9]{309}")
+# The raw body's number shapes, at C speed: digits become "0", e/E "e", signs "+", all else
+# "x"; then plain substring searches find what a regular expression would, tens of times faster.
+_SHAPES = bytes(
+    ord("0") if chr(b).isdigit() and b < 128 else ord("e") if b in b"eE" else ord("+") if b in b"+-" else ord("x")
+    for b in range(256)
+)
+_LONG_DIGITS = b"0" * 19  # an integer beyond 64 bits has at least 19 digits
+_HUGE_EXPONENTS = (b"e000", b"e+000")  # a three-digit exponent can leave a double's range
+_NOT_JSON_TOKENS = (b"NaN", b"Infinity")
 
 
-def may_hold_non_json_numbers(body: bytes) -> bool:
-    """A cheap scan of the raw JSON: can it hold NaN, Infinity or a number beyond a double?"""
-    return _NOT_JSON_NUMBERS.search(body) is not None
+def may_hold_non_json_numbers(body: bytes, shapes: bytes | None = None) -> bool:
+    """A cheap scan of the raw JSON: can it hold NaN, Infinity or a number beyond a double?
+    (Mostly such text is inside strings, which the strict parse that follows clears.)"""
+    shapes = shapes if shapes is not None else body.translate(_SHAPES)
+    return any(t in body for t in _NOT_JSON_TOKENS) or any(e in shapes for e in _HUGE_EXPONENTS)
 
 
-def may_be_unportable(body: bytes) -> bool:
+def may_be_unportable(body: bytes, shapes: bytes | None = None) -> bool:
     """A cheap scan of the raw JSON: can it hold a NUL escape or an integer beyond 64 bits?
     (19 or more digits in a row; most such runs are inside strings, which the full check clears.)"""
-    return b"\\u0000" in body or _LONG_DIGITS.search(body) is not None
+    shapes = shapes if shapes is not None else body.translate(_SHAPES)
+    return b"\\u0000" in body or _LONG_DIGITS in shapes
 
 
-_LONG_DIGITS = re.compile(rb"[0-9]{19,}")
+def number_shapes(body: bytes) -> bytes:
+    """The body as the two scans above read it, computed once for both."""
+    return body.translate(_SHAPES)
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:

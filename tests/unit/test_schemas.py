@@ -14,9 +14,22 @@ import pytest
 
 from schemas import generate
 from schemas.analysis import DEFAULT_CONFIG, ConfigSnapshot
-from schemas.events import CallFailed, CallIngested, CallIngestedPayload, dump_event, new_event_ids, parse_event
+from schemas.events import (
+    FAILURE_CODES,
+    CallFailed,
+    CallFailedPayload,
+    CallIngested,
+    CallIngestedPayload,
+    dump_event,
+    failure_code,
+    failure_from_key,
+    follow_up,
+    new_event_ids,
+    parse_event,
+    salvage_event,
+)
 from services.gateway.handlers import Partner, Tenancy, encode_event, parse_batch
-from tests.factories import call_item
+from tests.factories import call_item, ingested_event
 
 JSON_DIR = Path(generate.__file__).parent / "json"
 SNAPSHOT = ConfigSnapshot(config_id=DEFAULT_CONFIG.config_id(), config=DEFAULT_CONFIG, source="default")
@@ -150,3 +163,51 @@ def test_a_different_major_version_is_rejected() -> None:
 def test_payload_requires_what_later_stages_need() -> None:
     with pytest.raises(ValueError):
         CallIngestedPayload.model_validate({"call": {"id": "x"}, "received_at": datetime.now(UTC)})
+
+
+def test_an_event_too_deep_to_parse_is_salvaged_from_its_declared_fields() -> None:
+
+    ingested = ingested_event()
+    failed = CallFailed(
+        **follow_up(ingested, event_id=uuid.uuid4(), source="fetcher"),
+        payload=CallFailedPayload(stage="fetch", code="timeout", message="m", ingested=ingested.payload),
+    )
+    raw = orjson.loads(dump_event(failed))
+    deep: list[object] = []
+    for _ in range(300):
+        deep = [deep]
+    raw["payload"]["ingested"]["extra"] = {"deep": deep}
+    raw["payload"]["ingested"]["call"]["also"] = deep
+    encoded = json.dumps(raw).encode()
+    with pytest.raises(ValueError):
+        parse_event(encoded)
+    salvaged = salvage_event(encoded)
+    assert isinstance(salvaged, CallFailed)
+    assert salvaged.event_id == failed.event_id and salvaged.payload.code == "timeout"
+    assert salvaged.payload.ingested is not None
+    assert salvaged.payload.ingested.extra == {} and salvaged.payload.ingested.call.model_extra == {}
+    assert salvaged.payload.ingested.callback_url == ingested.payload.callback_url
+    assert salvage_event(b"\x00 not json") is None
+    assert salvage_event(b'{"type": "call.nothing"}') is None
+
+
+def test_a_failure_from_the_key_alone_names_the_call() -> None:
+
+    event_id = uuid.uuid4()
+    failed = failure_from_key(b"ptn_1/call-9", b"garbage", stage="fetch", source="fetcher", event_id=event_id)
+    assert failed is not None and (failed.partner_id, failed.call_id) == ("ptn_1", "call-9")
+    assert (failed.payload.stage, failed.payload.code, failed.payload.ingested) == ("fetch", "undecodable_event", None)
+    readable = b'{"tenant_id": "t1", "subtenant_id": "s1", "payload": ' + b"[" * 2000 + b"}"
+    assert failure_from_key(b"p/c", readable, stage="analyze", source="a", event_id=event_id) is not None
+    assert failure_from_key(b"no-slash", b"", stage="fetch", source="f", event_id=event_id) is None
+    assert failure_from_key(None, b"", stage="fetch", source="f", event_id=event_id) is None
+
+
+def test_failure_codes_are_a_closed_set() -> None:
+
+    assert failure_code("http_status") == "http_status"
+    with pytest.raises(ValueError):
+        failure_code("made_up")
+    with pytest.raises(ValueError):
+        CallFailedPayload(stage="fetch", code="made_up", message="m")  # type: ignore[arg-type]
+    assert {"internal_error", "undecodable_event", "event_too_large", "corrupt", "asr_timeout"} <= FAILURE_CODES
