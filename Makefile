@@ -57,7 +57,7 @@ status: ## Show what is running
 logs: ## Follow the services' logs
 	tail -F .local/log/*.log
 
-test-tools: ## Install what the tests need beyond the stack (festival voices for speech)
+test-tools: ## Install what the tests need beyond the stack (festival voices for speech, Prometheus)
 	$(STACK) install-test-tools
 
 test: install system-deps test-tools ## Run the whole test suite against real Kafka and PostgreSQL
@@ -71,18 +71,19 @@ test-unit: install test-tools ## Run only the tests that need no infrastructure 
 
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check services schemas tests deploy/local bench
+	$(VENV)/bin/ruff format --check services schemas tests deploy/local deploy/k8s bench
 	$(VENV)/bin/mypy services schemas
 
 format: install ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
-	$(VENV)/bin/ruff format services schemas tests deploy/local bench
+	$(VENV)/bin/ruff format services schemas tests deploy/local deploy/k8s bench
 
 schemas: install ## Regenerate the checked-in JSON Schema files from schemas/events.py
 	$(PY) -m schemas.generate
 
 bench: install test-tools infra-up ## Run the benchmarks and print the figures for BENCHMARKS.md
 	$(PY) -m bench.gateway_bench
+	$(PY) -m bench.gateway_bench --observability
 	$(PY) -m bench.http_edge_bench
 	$(PY) -m bench.fetcher_bench
 	$(PY) -m bench.asr_bench
@@ -101,15 +102,23 @@ CHART := deploy/k8s/callpipe
 CHART_KAFKA := --set kafka.bootstrapServers=kafka:9092
 
 .PHONY: helm-lint
-helm-lint: ## Lint and render the Helm chart (installs helm into .local/bin)
+helm-lint: install ## Lint the Helm chart and validate every rendered manifest offline (installs helm into .local/bin)
 	@test -x $(HELM) || { echo "installing helm $(HELM_VERSION) into .local/bin"; \
 	  GOBIN=$(CURDIR)/.local/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); }
-	$(HELM) lint --strict $(CHART) $(CHART_KAFKA) --set database.url=postgresql://callpipe:lint@postgres:5432/callpipe
-	$(HELM) lint --strict $(CHART) -f $(CHART)/ci/workers-values.yaml
-	$(HELM) template callpipe $(CHART) $(CHART_KAFKA) --set database.url=postgresql://callpipe:lint@postgres:5432/callpipe >/dev/null
-	$(HELM) template callpipe $(CHART) -f $(CHART)/ci/workers-values.yaml >/dev/null
+	@# Every values combination of ci/: defaults, KEDA, metrics and hardening on, existing Secrets.
+	@for values in $(CHART)/ci/*-values.yaml; do $(HELM) lint --strict $(CHART) -f $$values || exit 1; done
+	@# Kubernetes kinds against the schemas kubernetes-validate ships, custom resources against
+	@# deploy/k8s/schemas, alert rules through promtool, dashboard and alert queries against the
+	@# metrics the services export.
+	$(PY) deploy/k8s/validate.py --helm $(HELM)
 	@# Without a database the chart must refuse to render, with its own message.
 	@if out=$$($(HELM) template callpipe $(CHART) $(CHART_KAFKA) 2>&1); then \
 	  echo "error: the chart rendered without database.url or database.existingSecret"; exit 1; \
 	elif ! grep -q "database: no database configured" <<<"$$out"; then echo "$$out"; exit 1; \
 	else echo "ok: refuses to render without a database secret"; fi
+	@# SASL without the Secret holding its password must not render either.
+	@if out=$$($(HELM) template callpipe $(CHART) -f $(CHART)/ci/defaults-values.yaml \
+	    --set kafka.securityProtocol=SASL_SSL --set kafka.sasl.mechanism=PLAIN --set kafka.sasl.username=u 2>&1); then \
+	  echo "error: the chart rendered SASL without kafka.sasl.existingSecret"; exit 1; \
+	elif ! grep -q "kafka.sasl.existingSecret" <<<"$$out"; then echo "$$out"; exit 1; \
+	else echo "ok: refuses SASL without its password Secret"; fi

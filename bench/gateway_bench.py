@@ -8,7 +8,15 @@ Accepted calls are counted in PostgreSQL (not inferred from status codes), and t
 until the outbox has drained to Kafka, so the figures are for calls that are durably recorded
 and published. CPU seconds per component show where the time goes.
 
+With ``--observability`` it measures instead what metrics and tracing cost: the gateway at max rate
+with both off (``METRICS_ENABLED=false``, no tracing), metrics only (the HTTP metrics middleware,
+multiprocess metrics files, ``/metrics`` scraped every second as Prometheus would), and metrics
+with tracing (a span per request, a trace per call, trace context stored in the outbox, spans
+exported over OTLP/HTTP to a local sink, ``bench/otlp_sink.py``) with every call sampled and with
+one in ten; the configurations take turns for ``--rounds`` rounds and the figures are the medians.
+
 Usage: python -m bench.gateway_bench [--duration 20] [--workers 2] [--concurrency 32]
+       python -m bench.gateway_bench --observability [--rounds 3] [--duration 15]
 """
 
 from __future__ import annotations
@@ -19,9 +27,12 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -203,6 +214,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers for both servers")
     parser.add_argument("--concurrency", type=int, default=32, help="connections for the max-rate phases")
     parser.add_argument("--keep-results", action="store_true", help="keep vegeta's raw results in .local/bench")
+    parser.add_argument("--observability", action="store_true", help="metrics and tracing off vs on, side by side")
+    parser.add_argument("--rounds", type=int, default=3, help="off/on rounds with --observability")
     args = parser.parse_args()
 
     vegeta = ensure_vegeta()
@@ -211,7 +224,7 @@ def main() -> int:
     kafka.start()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     OUT.mkdir(parents=True, exist_ok=True)
-    db_url, headers = asyncio.run(setup_database("callpipe_bench"))
+    db_url, headers = asyncio.run(setup_database("callpipe_bench_obs" if args.observability else "callpipe_bench"))
     prefix = f"bench-{stamp}."
     topic = f"{prefix}calls.ingested.v1"
     env = {
@@ -272,6 +285,16 @@ def main() -> int:
         return summary
 
     noop_port, gw_port = 18081, 18080
+    if args.observability:
+        results["observability"] = observability_rounds(args, env, gw_port, stamp, phase)
+        results["observability_configs"] = list(results["observability"]["runs"])
+        results["calls_recorded"] = asyncio.run(db_counts(db_url))[0]
+        asyncio.run(delete_topic(kafka.bootstrap, topic))
+        (OUT / f"gateway-observability-{stamp}.json").write_text(json.dumps(results, indent=2))
+        print(render_observability(results))
+        for f in OUT.glob(f"{stamp}-*.bin"):
+            f.unlink()
+        return 0
     noop = start_server("noop", noop_port, args.workers, env, OUT / f"{stamp}-noop.log")
     try:
         results["noop_max"] = phase("noop_max", "noop", noop_port, noop, 0)
@@ -305,6 +328,96 @@ def main() -> int:
         for f in OUT.glob(f"{stamp}-*.bin"):
             f.unlink()
     return 0
+
+
+def _scraper(url: str, stop: threading.Event, counts: dict[str, int]) -> None:
+    """Fetch ``/metrics`` every second, as Prometheus would."""
+    while not stop.wait(1.0):
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+                response.read()
+            counts["scrapes"] += 1
+        except OSError:
+            counts["failed"] += 1
+
+
+def observability_rounds(
+    args: argparse.Namespace, env: dict[str, str], port: int, stamp: str, phase: Any
+) -> dict[str, Any]:
+    """The gateway at max rate with metrics and tracing off, then on, ``args.rounds`` times."""
+    sink_port = 18090
+    sink = subprocess.Popen([sys.executable, "-m", "bench.otlp_sink", str(sink_port)], cwd=ROOT, start_new_session=True)
+    exporting = {"METRICS_ENABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}"}
+    configs = {
+        "off": {"METRICS_ENABLED": "false", "TRACING_ENABLED": "false"},
+        "metrics only": {"METRICS_ENABLED": "true", "TRACING_ENABLED": "false"},
+        # Every call traced: the worst case.
+        "on": {**exporting, "OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+        # One call in ten traced (the sampling decision is the gateway's, per call), as production
+        # would run it at this rate; the others still carry their (unsampled) context.
+        "on, 10% sampled": {
+            **exporting,
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.1",
+        },
+    }
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
+    try:
+        for round_no in range(args.rounds):
+            for name, extra in configs.items():
+                server_env = {k: v for k, v in env.items() if not k.startswith(("OTEL_", "METRICS_", "TRACING_"))}
+                gateway = start_server(
+                    "gateway", port, args.workers, {**server_env, **extra}, OUT / f"{stamp}-{name}.log"
+                )
+                stop, counts = threading.Event(), {"scrapes": 0, "failed": 0}
+                scraper = threading.Thread(target=_scraper, args=(f"http://127.0.0.1:{port}/metrics", stop, counts))
+                if name != "off":
+                    scraper.start()
+                try:
+                    label = name.replace(" ", "").replace(",", "-").replace("%", "")
+                    summary = phase(f"{label}-{round_no}", "gateway", port, gateway, 0)
+                finally:
+                    stop.set()
+                    if scraper.is_alive():
+                        scraper.join()
+                    stop_server(gateway)
+                summary["scrapes"] = counts["scrapes"]
+                runs[name].append(summary)
+    finally:
+        sink.terminate()
+        sink.wait()
+    medians: dict[str, Any] = {}
+    for name, summaries in runs.items():
+        medians[name] = {
+            key: statistics.median(s[key] for s in summaries)
+            for key in ("accepted_calls_per_s", "ok_per_s", "p50_ms", "p90_ms", "p99_ms")
+        }
+        medians[name]["server_cores"] = statistics.median(s["cpu_cores"]["gateway"] for s in summaries)
+        medians[name]["runs"] = [s["accepted_calls_per_s"] for s in summaries]
+    off = medians["off"]["accepted_calls_per_s"]
+    medians["ratio_to_off"] = {name: round(medians[name]["accepted_calls_per_s"] / off, 3) for name in configs}
+    return {"runs": runs, "medians": medians}
+
+
+def render_observability(r: dict[str, Any]) -> str:
+    m = r["observability"]["medians"]
+    lines = [
+        f"Run {r['started']} UTC, {r['args']['workers']} uvicorn workers, {r['args']['concurrency']} connections, "
+        f"{r['args']['duration']:.0f} s per phase, {r['args']['rounds']} rounds taking turns, "
+        f"{CALLS_PER_BATCH}-call batches; medians.",
+        "",
+        "| metrics and tracing | calls/s | batches/s | p50 ms | p90 ms | p99 ms | gateway CPU cores "
+        "| calls/s per round |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in r["observability_configs"]:
+        s = m[name]
+        lines.append(
+            f"| {name} | {s['accepted_calls_per_s']:.0f} | {s['ok_per_s']:.1f} | {s['p50_ms']} | {s['p90_ms']} "
+            f"| {s['p99_ms']} | {s['server_cores']} | {', '.join(f'{v:.0f}' for v in s['runs'])} |"
+        )
+    lines += ["", "calls/s relative to off: " + ", ".join(f"{k} {v}" for k, v in m["ratio_to_off"].items())]
+    return "\n".join(lines)
 
 
 def render(r: dict[str, Any]) -> str:
@@ -344,6 +457,9 @@ def render(r: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--render"]:  # print the table of a saved --observability run
+        print(render_observability(json.loads(Path(sys.argv[2]).read_text())))
+        sys.exit(0)
     if shutil.which("go") is None and not (BIN / "vegeta").exists():
         raise SystemExit("the benchmark needs Go to install vegeta")
     sys.exit(main())

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,6 +115,8 @@ class KafkaNode:
     port: int
     controller_port: int
     heap: str = "512m"
+    # Server properties that replace or add to the defaults (tests: a SASL/TLS listener).
+    overrides: dict[str, str] = field(default_factory=dict)
 
     @property
     def bootstrap(self) -> str:
@@ -163,6 +165,7 @@ class KafkaNode:
             # create their topics with it, so a broker with a smaller default works the same.
             "message.max.bytes": str(4 * 1024 * 1024),
             "replica.fetch.max.bytes": str(4 * 1024 * 1024),
+            **self.overrides,
         }
         self._config.write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
 
@@ -286,11 +289,11 @@ def ensure_postgres_installed() -> None:
     subprocess.run(_privileged(["apt-get", "install", "-y", "-q", "postgresql"]), check=True, env=env)
 
 
-def ensure_test_audio_tools() -> None:
-    """Install festival and two voices (Debian packages) if missing: the tests synthesise speech."""
-    wanted = ["festival", "festvox-us-slt-hts", "festvox-kallpc16k"]
+def ensure_debian_packages(wanted: list[str], why: str) -> None:
+    """Install the Debian packages of ``wanted`` that are missing (without recommends); on another
+    system, say what to install."""
     if shutil.which("dpkg-query") is None:
-        log(f"not a Debian system: install {', '.join(wanted)} yourself; the speech tests skip without them")
+        log(f"not a Debian system: install {', '.join(wanted)} yourself ({why}); the tests that need them skip")
         return
     missing = []
     for pkg in wanted:
@@ -299,13 +302,24 @@ def ensure_test_audio_tools() -> None:
             missing.append(pkg)
     if not missing:
         return
-    log(f"installing {' '.join(missing)} from the Debian packages (speech for the test recordings)")
+    log(f"installing {' '.join(missing)} from the Debian packages ({why})")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = _privileged(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing])
     # Refreshing the package lists is slow, so only when the cached ones no longer resolve.
     if subprocess.run(install, check=False, env=env).returncode != 0:
         subprocess.run(_privileged(["apt-get", "update", "-q"]), check=True, env=env)
         subprocess.run(install, check=True, env=env)
+
+
+def ensure_test_audio_tools() -> None:
+    """Install festival and two voices (Debian packages) if missing: the tests synthesise speech."""
+    ensure_debian_packages(["festival", "festvox-us-slt-hts", "festvox-kallpc16k"], "speech for the test recordings")
+
+
+def ensure_prometheus() -> None:
+    """Install Prometheus (Debian's package) if missing: the end-to-end tests start one that
+    scrapes the services. The package's own service is not used (nor started in containers)."""
+    ensure_debian_packages(["prometheus"], "a real Prometheus scraping the services in the tests")
 
 
 def _pg_cluster() -> tuple[str, str]:
@@ -564,6 +578,7 @@ def main(argv: list[str] | None = None) -> int:
             ensure_kafka_jars()
         case "install-test-tools":
             ensure_test_audio_tools()
+            ensure_prometheus()
         case "up":
             ensure_postgres()
             kafka.start()

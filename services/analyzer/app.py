@@ -18,6 +18,7 @@ from services.analyzer.analysis import AnalysisSettings, create_analysis_engine
 from services.analyzer.asr import AsrSettings, create_transcriber
 from services.analyzer.config import AnalyzerSettings
 from services.analyzer.repository import AnalyzerRepository
+from services.common import observability
 from services.common.blobs import open_blob_store
 from services.common.consumer import dead_letter_topic
 from services.common.kafka import TopicSpec
@@ -63,6 +64,7 @@ def analysis_settings(s: AnalyzerSettings) -> AnalysisSettings:
 def main_app() -> FastAPI:
     settings = AnalyzerSettings()
     configure_logging("analyzer", settings.log_level, settings.log_format)
+    observability.configure("analyzer", settings)
     return create_app(settings)
 
 

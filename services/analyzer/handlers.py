@@ -11,6 +11,7 @@ the call waits for it, retried like a database outage, rather than failing.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ from services.analyzer.analysis import AnalysisEngine, AnalysisError, AnalysisIn
 from services.analyzer.asr import AsrError, AsrRequest, AsrResult, Transcriber
 from services.analyzer.errors import AnalyzeFailed
 from services.analyzer.repository import AnalyzerRepository
-from services.common import backoff
+from services.common import backoff, metrics, tracing
 from services.common.backoff import Backoff
 from services.common.blobs import BlobError, BlobStore
 from services.common.errors import DependencyUnavailable
@@ -103,18 +104,25 @@ async def handle_fetched(event: AnyEvent, deps: AnalyzeDeps) -> list[AnyEvent]:
 
 async def analyze_call(event: CallFetched, deps: AnalyzeDeps) -> CallAnalyzed:
     snapshot = effective_config(event)
-    asr = await transcribe(event, deps, channel_speakers(event, snapshot))
-    try:
-        analysis = await deps.analysis.analyze(
-            AnalysisInput(
-                transcript=asr.segments, config=snapshot.config, duration_s=asr.duration_s, speech_s=asr.speech_s
-            )
-        )
-    except AnalysisError as exc:
-        if exc.code in _OUTAGE:
-            raise DependencyUnavailable(exc.message) from exc
-        raise AnalyzeFailed(exc.code, exc.message, retryable=exc.retryable) from None
+    asr = await _observed_transcribe(event, deps, channel_speakers(event, snapshot))
     engine = deps.analysis
+    started = time.perf_counter()
+    outcome = "analyzed"
+    with tracing.span("analyze transcript", attributes={"callpipe.analysis.engine": engine.name}) as span:
+        try:
+            analysis = await deps.analysis.analyze(
+                AnalysisInput(
+                    transcript=asr.segments, config=snapshot.config, duration_s=asr.duration_s, speech_s=asr.speech_s
+                )
+            )
+        except AnalysisError as exc:
+            outcome = exc.code
+            tracing.fail(span, exc.code)
+            if exc.code in _OUTAGE:
+                raise DependencyUnavailable(exc.message) from exc
+            raise AnalyzeFailed(exc.code, exc.message, retryable=exc.retryable) from None
+        finally:
+            metrics.ANALYSIS_DURATION.labels(engine.name, outcome).observe(time.perf_counter() - started)
     return CallAnalyzed(
         **follow_up(event, event_id=event_id(event, "call.analyzed"), source=SOURCE),
         payload=CallAnalyzedPayload(
@@ -133,6 +141,27 @@ async def analyze_call(event: CallFetched, deps: AnalyzeDeps) -> CallAnalyzed:
             ingested=event.payload.ingested,
         ),
     )
+
+
+async def _observed_transcribe(event: CallFetched, deps: AnalyzeDeps, speakers: tuple[Speaker, ...]) -> AsrResult:
+    """``transcribe`` in a span, timed: duration by outcome, real-time factor, audio seconds."""
+    engine = deps.transcriber.name
+    started = time.perf_counter()
+    with tracing.span("transcribe", attributes={"callpipe.asr.engine": engine}) as span:
+        try:
+            asr = await transcribe(event, deps, speakers)
+        except (AnalyzeFailed, DependencyUnavailable) as exc:
+            code = exc.code if isinstance(exc, AnalyzeFailed) else "asr_unavailable"
+            metrics.ASR_DURATION.labels(engine, code).observe(time.perf_counter() - started)
+            tracing.fail(span, code)
+            raise
+        elapsed = time.perf_counter() - started
+        metrics.ASR_DURATION.labels(engine, "transcribed").observe(elapsed)
+        if asr.duration_s > 0:
+            metrics.ASR_REAL_TIME_FACTOR.labels(engine).observe(elapsed / asr.duration_s)
+            metrics.ASR_AUDIO.labels(engine).inc(asr.duration_s)
+        tracing.set_attributes(span, {"callpipe.audio.duration_s": asr.duration_s})
+    return asr
 
 
 async def transcribe(event: CallFetched, deps: AnalyzeDeps, speakers: tuple[Speaker, ...]) -> AsrResult:

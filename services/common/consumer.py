@@ -27,6 +27,11 @@ At least once, never past an unfinished message:
 
 The transport knows nothing of business logic: the handler is a plain async function taking the
 decoded event and returning the events to publish.
+
+Observability (``services.common.metrics``, ``services.common.tracing``): each message is
+processed in a ``process`` span, the child of the trace context in its headers, and every event
+it publishes carries that span's context on; messages, attempts, retries, dead letters, in-flight
+messages and the lag of the assigned partitions are counted per consumer group.
 """
 
 from __future__ import annotations
@@ -43,13 +48,14 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from schemas.events import TOPICS, AnyEvent, dump_event, parse_event, salvage_event
-from services.common import backoff
+from services.common import backoff, metrics, tracing
 from services.common.backoff import Backoff, lend_slot, reset_slot
 from services.common.errors import DependencyUnavailable
-from services.common.kafka import is_permanent
+from services.common.kafka import Kafka, connection, is_permanent
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +78,7 @@ def partner_of(record: ConsumerRecord) -> bytes:
 
 @dataclass
 class ConsumerSettings:
-    bootstrap_servers: str
+    kafka: Kafka  # brokers and credentials (``ServiceSettings.kafka()``); a string: plaintext
     group_id: str
     topics: list[str]
     dead_letter_topic: str
@@ -184,6 +190,9 @@ class ConsumerRuntime:
         self._stopping = asyncio.Event()
         self._run_task: asyncio.Task[None] | None = None
         self._last_commit = 0.0
+        self._last_lag = 0.0
+        self._group = metrics.group_label(settings.group_id, settings.topic_prefix)
+        self._in_flight_gauge = metrics.CONSUMER_IN_FLIGHT.labels(self._group)
         self.stats = RuntimeStats()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -191,7 +200,7 @@ class ConsumerRuntime:
     async def start(self) -> None:
         """Join the group and start consuming in the background."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._s.bootstrap_servers,
+            **connection(self._s.kafka).options(),
             group_id=self._s.group_id,
             client_id=self._s.client_id,
             enable_auto_commit=False,
@@ -227,6 +236,19 @@ class ConsumerRuntime:
 
     def in_flight(self) -> int:
         return len(self._tasks)
+
+    def update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Set the lag gauges: per topic, messages after the committed offset (the high watermark
+        of the last fetch minus the commit) of the partitions this process owns; what KEDA
+        scales on, seen from inside. Topics without an assigned partition read 0."""
+        lag = dict.fromkeys(self._s.topics, 0)
+        for tp, state in self._partitions.items():
+            highwater = consumer.highwater(tp)
+            position = state.committed if state.committed is not None else state.committable()
+            if highwater is not None and position is not None:
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, highwater - position)
+        for topic, value in lag.items():
+            metrics.CONSUMER_LAG.labels(self._group, topic.removeprefix(self._s.topic_prefix)).set(value)
 
     def lag(self) -> int:
         """Messages fetched but not yet committed, across assigned partitions."""
@@ -271,6 +293,9 @@ class ConsumerRuntime:
             for record in records:
                 self._dispatch(tp, record)
         await self._commit()
+        if self.stats.last_poll - self._last_lag >= self._s.commit_interval_s:
+            self._last_lag = self.stats.last_poll
+            self.update_lag(consumer)
 
     def _dispatch(self, tp: TopicPartition, record: ConsumerRecord) -> None:
         state = self._partitions.setdefault(tp, _Partition())
@@ -279,6 +304,7 @@ class ConsumerRuntime:
         key = (tp, record.key or b"")
         previous = self._key_tails.get(key) if record.key else None
         task = asyncio.create_task(self._process(tp, record, previous))
+        self._in_flight_gauge.inc()
         self._tasks[tp, record.offset] = task
         if record.key:
             self._key_tails[key] = task
@@ -287,7 +313,8 @@ class ConsumerRuntime:
     def _finished(
         self, tp: TopicPartition, offset: int, key: tuple[TopicPartition, bytes], task: asyncio.Task[None]
     ) -> None:
-        self._tasks.pop((tp, offset), None)
+        if self._tasks.pop((tp, offset), None) is not None:
+            self._in_flight_gauge.dec()
         if self._key_tails.get(key) is task:
             del self._key_tails[key]
         state = self._partitions.get(tp)
@@ -358,6 +385,7 @@ class ConsumerRuntime:
         if salvaged is None:
             return None, error
         self.stats.salvaged += 1
+        metrics.CONSUMER_SALVAGED.labels(self._group).inc()
         log.warning(
             "message salvaged from its declared fields",
             extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
@@ -368,6 +396,25 @@ class ConsumerRuntime:
         if previous is not None:
             # Same call, earlier offset: let it finish first, whatever its outcome.
             await asyncio.wait([previous])
+        # A task of its own: the call id set here is seen by this message's log lines only.
+        tracing.CALL_ID.set(tracing.call_of_key(record.key))
+        with tracing.span(
+            f"{record.topic.removeprefix(self._s.topic_prefix)} process",
+            parent=tracing.headers_carrier(record.headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": record.topic,
+                "messaging.consumer.group.name": self._s.group_id,
+                "messaging.destination.partition.id": str(record.partition),
+                "messaging.kafka.offset": record.offset,
+                "callpipe.call_id": tracing.CALL_ID.get() or "",
+            },
+        ):
+            await self._process_in_slot(tp, record)
+
+    async def _process_in_slot(self, tp: TopicPartition, record: ConsumerRecord) -> None:
         async with self._slot(record):
             event, decode_error = self._decode(record)
             if event is None:
@@ -378,14 +425,18 @@ class ConsumerRuntime:
             first_failure: float | None = None
             while True:
                 attempt += 1
+                started = time.perf_counter()
                 try:
                     outputs = await self._handler(event)
                     await self._publish(outputs)
                     self.stats.processed += 1
+                    metrics.CONSUMER_DURATION.labels(self._group, "ok").observe(time.perf_counter() - started)
+                    metrics.CONSUMER_MESSAGES.labels(self._group, "processed").inc()
                     return
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    metrics.CONSUMER_DURATION.labels(self._group, "error").observe(time.perf_counter() - started)
                     self.stats.failed_attempts += 1
                     first_failure = first_failure or time.monotonic()
                     transient = (
@@ -401,6 +452,7 @@ class ConsumerRuntime:
                         await self._dead_letter(record, exc, attempt)
                         await self._give_up(event, exc)
                         return
+                    metrics.CONSUMER_RETRIES.labels(self._group, "transient" if transient else "failure").inc()
                     delay = self._backoff.delay(attempt)
                     log.warning(
                         "handler failed; will retry",
@@ -417,8 +469,12 @@ class ConsumerRuntime:
                     await backoff.wait(delay)
 
     async def _publish(self, events: Sequence[AnyEvent]) -> None:
+        # The events follow the message's trace: they carry the process span's context.
+        headers = tracing.current_headers()
         acks = [
-            await self._producer.send(self._s.topic_prefix + TOPICS[type(e)], value=dump_event(e), key=e.key())
+            await self._producer.send(
+                self._s.topic_prefix + TOPICS[type(e)], value=dump_event(e), key=e.key(), headers=headers
+            )
             for e in events
         ]
         await asyncio.gather(*acks)
@@ -458,6 +514,7 @@ class ConsumerRuntime:
             ("dlq-error-type", type(exc).__name__.encode()),
             ("dlq-error", str(exc)[:1000].encode("utf-8", "replace")),
             ("dlq-attempts", str(attempts).encode()),
+            *(tracing.current_headers() or []),
         ]
         attempt = 0
         while True:
@@ -472,6 +529,9 @@ class ConsumerRuntime:
                 log.warning("dead-letter publish failed; retrying", extra={"error": type(send_error).__name__})
                 await asyncio.sleep(_KAFKA_RETRY.delay(attempt))
         self.stats.dead_lettered += 1
+        reason = "undecodable" if attempts == 0 else "refused" if is_permanent(exc) else "exhausted"
+        metrics.CONSUMER_DEAD_LETTERS.labels(self._group, reason).inc()
+        metrics.CONSUMER_MESSAGES.labels(self._group, "dead_lettered").inc()
         log.error(
             "message dead-lettered",
             extra={
@@ -509,10 +569,12 @@ class ConsumerRuntime:
             # The group rebalanced under us; the partition's next owner resumes from the last
             # successful commit, which only means redelivery.
             self.stats.commit_failures += 1
+            metrics.CONSUMER_COMMIT_FAILURES.labels(self._group).inc()
             log.warning("commit failed after a rebalance; offsets will be redelivered")
             return
         except KafkaError as exc:
             self.stats.commit_failures += 1
+            metrics.CONSUMER_COMMIT_FAILURES.labels(self._group).inc()
             log.warning("commit failed; will retry", extra={"error": type(exc).__name__})
             return
         self.stats.commits += 1

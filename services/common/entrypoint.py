@@ -7,6 +7,7 @@ import asyncio
 
 import uvicorn
 
+from services.common import metrics
 from services.common.db import apply_migrations
 from services.common.http_server import HttpLimits, protocol_factory
 from services.common.logging import configure_logging
@@ -43,6 +44,9 @@ def run_service(
         max_headers=settings.http_max_headers,
         header_timeout_s=settings.http_header_timeout_s,
     )
+    # Several worker processes share one metrics directory (services.common.metrics).
+    if settings.metrics_enabled:
+        metrics.prepare_multiprocess(workers)
     uvicorn.run(
         f"services.{name}.app:main_app",
         factory=True,
@@ -60,4 +64,5 @@ def run_service(
         proxy_headers=False,
         timeout_graceful_shutdown=30,
     )
+    metrics.remove_multiprocess_dir()
     return 0

@@ -1,11 +1,14 @@
-"""Kafka plumbing: the one producer configuration, topic creation and a reachability probe."""
+"""Kafka plumbing: the one place client options are built (``KafkaConnection``: brokers, SASL,
+TLS), the one producer configuration, topic creation and a reachability probe."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+import ssl
+from dataclasses import dataclass, field
+from typing import Literal
 
 import murmurhash2
 from aiokafka import AIOKafkaProducer
@@ -20,6 +23,8 @@ from aiokafka.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
 )
+from aiokafka.helpers import create_ssl_context
+from pydantic import SecretStr
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +51,103 @@ def is_permanent(exc: BaseException) -> bool:
     return isinstance(exc, PERMANENT_ERRORS)
 
 
-def make_producer(bootstrap_servers: str, client_id: str, **overrides: object) -> AIOKafkaProducer:
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+@dataclass(frozen=True)
+class KafkaConnection:
+    """How every Kafka client of a service reaches the cluster: brokers, and SASL and TLS when the
+    cluster asks for them. ``options()`` gives the keyword arguments every aiokafka client takes
+    (producers, consumers, the admin client, the readiness probe), so no client can be created
+    without the credentials. Built from the shared settings by ``ServiceSettings.kafka()``."""
+
+    bootstrap_servers: str
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = field(default=None, repr=False)
+    # PEM files: the CA that signed the brokers' certificates (else the system's CAs), and a client
+    # certificate and key for clusters that authenticate clients by certificate (mutual TLS).
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_key_password: SecretStr | None = field(default=None, repr=False)
+    ssl_check_hostname: bool = True
+
+    def __post_init__(self) -> None:
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and (self.sasl_mechanism is None or not self.sasl_username or self.sasl_password is None):
+            raise ValueError(f"{self.security_protocol} needs a SASL mechanism, username and password")
+        if self.ssl_certfile and not self.ssl_keyfile:
+            raise ValueError("a TLS client certificate needs its key file")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The verifying TLS context of a TLS protocol (reads the PEM files: call at start-up)."""
+        if not self.uses_tls:
+            return None
+        context: ssl.SSLContext = create_ssl_context(
+            cafile=self.ssl_cafile,
+            certfile=self.ssl_certfile,
+            keyfile=self.ssl_keyfile,
+            password=self.ssl_key_password.get_secret_value() if self.ssl_key_password else None,
+        )
+        context.check_hostname = self.ssl_check_hostname
+        return context
+
+    def options(self) -> dict[str, object]:
+        """Keyword arguments for any aiokafka client: brokers, protocol, SASL, TLS context."""
+        options: dict[str, object] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.uses_tls:
+            options["ssl_context"] = _context_cache.get(self)
+        if self.security_protocol.startswith("SASL_"):
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+        return options
+
+
+class _ContextCache:
+    """One TLS context per connection settings and process: the PEM files are read once."""
+
+    def __init__(self) -> None:
+        self._contexts: dict[KafkaConnection, ssl.SSLContext] = {}
+
+    def get(self, connection: KafkaConnection) -> ssl.SSLContext | None:
+        context = self._contexts.get(connection)
+        if context is None:
+            context = connection.ssl_context()
+            if context is not None:
+                self._contexts[connection] = context
+        return context
+
+
+_context_cache = _ContextCache()
+
+#: What the Kafka helpers accept: a connection, or (tests, tools) a plaintext bootstrap string.
+Kafka = KafkaConnection | str
+
+
+def connection(kafka: Kafka) -> KafkaConnection:
+    """``kafka`` as a connection; a plain string is a bootstrap list on a plaintext cluster."""
+    return kafka if isinstance(kafka, KafkaConnection) else KafkaConnection(kafka)
+
+
+def make_producer(kafka: Kafka, client_id: str, **overrides: object) -> AIOKafkaProducer:
     """A producer that never reports success before every in-sync replica has the record.
 
     ``acks="all"`` with idempotence: retries after a lost ack cannot duplicate or reorder a
     partition's records.
     """
     options: dict[str, object] = {
-        "bootstrap_servers": bootstrap_servers,
+        **connection(kafka).options(),
         "client_id": client_id,
         "acks": "all",
         "enable_idempotence": True,
@@ -83,11 +177,11 @@ class TopicSpec:
     replication_factor: int = 1
 
 
-async def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec], request_timeout_s: float = 30) -> None:
+async def ensure_topics(kafka: Kafka, topics: list[TopicSpec], request_timeout_s: float = 30) -> None:
     """Create the topics that do not exist yet, accepting records up to ``MAX_MESSAGE_BYTES``;
     existing ones are left as they are."""
     timeout_ms = int(request_timeout_s * 1000)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms)
+    admin = AIOKafkaAdminClient(**connection(kafka).options(), request_timeout_ms=timeout_ms)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -109,8 +203,8 @@ async def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec], request
 class KafkaProbe:
     """Answers "is a broker reachable?" for readiness checks, reusing one client."""
 
-    def __init__(self, bootstrap_servers: str, timeout_s: float = 2.0) -> None:
-        self._bootstrap = bootstrap_servers
+    def __init__(self, kafka: Kafka, timeout_s: float = 2.0) -> None:
+        self._kafka = connection(kafka)
         self._timeout_s = timeout_s
         self._client: AIOKafkaClient | None = None
 
@@ -118,7 +212,7 @@ class KafkaProbe:
         timeout = self._timeout_s
         try:
             if self._client is None:
-                client = AIOKafkaClient(bootstrap_servers=self._bootstrap, request_timeout_ms=int(timeout * 1000))
+                client = AIOKafkaClient(**self._kafka.options(), request_timeout_ms=int(timeout * 1000))
                 try:
                     await asyncio.wait_for(client.bootstrap(), timeout)
                 except BaseException:

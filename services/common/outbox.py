@@ -15,12 +15,24 @@ broker) is not retried: it is **set aside** in ``outbox_dead`` with the reason, 
 partner hears of it), and the rows behind it keep flowing. ``OutboxDeadLetters`` lists and
 requeues set-aside records (the services' admin commands), ``/readyz`` shows how many there are.
 
+Trace context crosses the outbox: ``headers`` holds, per record, the Kafka headers (W3C
+``traceparent``/``tracestate``) of the trace the event belongs to, written with the event by the
+transaction that produced it (``outbox_headers``), and the relay puts them on the Kafka record
+as they are. It makes no span of its own per record: that would cost as much as the call's own
+ingest span on the hottest path, and the time a call spent in the outbox shows in its trace
+anyway, as the gap between the span that wrote it and the next stage's ``process`` span (the
+``callpipe_outbox_publish_delay_seconds`` histogram has the distribution).
+
+Metrics: events published and set aside, failed rounds, the delay from a row's commit to Kafka's
+acknowledgement, and (read at scrape time, ``refresh_metrics``) the backlog and the set-aside count.
+
 The tables (created by each owning service's migrations)::
 
     CREATE TABLE outbox (id bigserial PRIMARY KEY, topic text NOT NULL, keys text[] NOT NULL,
-                         payloads bytea[] NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+                         payloads bytea[] NOT NULL, headers jsonb,
+                         created_at timestamptz NOT NULL DEFAULT now());
     CREATE TABLE outbox_dead (id bigserial PRIMARY KEY, topic text NOT NULL, key text NOT NULL,
-                              payload bytea NOT NULL, error text NOT NULL,
+                              payload bytea NOT NULL, headers jsonb, error text NOT NULL,
                               queued_at timestamptz NOT NULL, set_aside_at timestamptz NOT NULL DEFAULT now());
 """
 
@@ -41,18 +53,23 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
+from services.common import metrics, tracing
 from services.common.backoff import Backoff
 from services.common.kafka import MAX_MESSAGE_BYTES, is_permanent, partition_for
 
 log = logging.getLogger(__name__)
 
+# age_s: how long ago the row was committed, on the database's clock (no clock comparison
+# between hosts).
 _CLAIM = """
-SELECT id, topic, keys, payloads, created_at FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+SELECT id, topic, keys, payloads, headers, created_at,
+       extract(epoch FROM clock_timestamp() - created_at)::float8 AS age_s
+FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
 """
 _DELETE = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
-_KEEP = "UPDATE outbox SET keys = $2, payloads = $3 WHERE id = $1"
-_INSERT = "INSERT INTO outbox (topic, keys, payloads) VALUES ($1, $2, $3)"
-_SET_ASIDE = "INSERT INTO outbox_dead (topic, key, payload, error, queued_at) VALUES ($1, $2, $3, $4, $5)"
+_KEEP = "UPDATE outbox SET keys = $2, payloads = $3, headers = $4 WHERE id = $1"
+_INSERT = "INSERT INTO outbox (topic, keys, payloads, headers) VALUES ($1, $2, $3, $4)"
+_SET_ASIDE = "INSERT INTO outbox_dead (topic, key, payload, error, queued_at, headers) VALUES ($1, $2, $3, $4, $5, $6)"
 _BACKLOG = "SELECT coalesce(sum(cardinality(keys)), 0) FROM outbox"
 _DEAD_COUNT = "SELECT count(*) FROM outbox_dead"
 # A record's size on the wire beyond its key and value (record and batch headers), with margin.
@@ -60,6 +77,17 @@ _RECORD_OVERHEAD = 512
 
 #: (topic, key, payload) of an event to publish.
 OutboxRecord = tuple[str, str, bytes]
+#: Kafka headers of one record, as stored (``{"traceparent": ...}``).
+RecordHeaders = dict[str, str]
+
+
+def outbox_headers(count: int) -> list[RecordHeaders | None] | None:
+    """The ``headers`` value of an outbox row of ``count`` events written now: the current trace
+    context for each (None when tracing is off, so nothing is stored)."""
+    carrier = tracing.current_carrier()
+    return None if carrier is None else [carrier] * count
+
+
 #: Given a record Kafka refuses for good, the records that replace it (e.g. the call's failure).
 Unpublishable = Callable[[OutboxRecord], Sequence[OutboxRecord]]
 
@@ -76,7 +104,18 @@ class _Row:
     keys: list[str]
     payloads: list[bytes]
     created_at: datetime
+    headers: list[RecordHeaders | None] | None = None
+    age_s: float = 0.0
     failed: dict[int, BaseException] = field(default_factory=dict)
+
+    def record_headers(self, index: int) -> RecordHeaders | None:
+        if self.headers is None or index >= len(self.headers):
+            return None
+        return self.headers[index]
+
+    def kafka_headers(self, index: int) -> list[tuple[str, bytes]] | None:
+        """The record's headers on Kafka: as stored with it."""
+        return tracing.carrier_headers(self.record_headers(index))
 
 
 class OutboxRelay:
@@ -109,6 +148,12 @@ class OutboxRelay:
         self.published_total = 0
         self.set_aside_total = 0
         self.last_error: str | None = None
+
+    async def refresh_metrics(self) -> None:
+        """Set the backlog and set-aside gauges (a scrape's ``metrics_refresh``)."""
+        details = await self.details()
+        metrics.OUTBOX_BACKLOG.set(details["pending_events"])
+        metrics.OUTBOX_SET_ASIDE_RECORDS.set(details["set_aside"])
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
@@ -150,6 +195,7 @@ class OutboxRelay:
                 raise
             except Exception as exc:
                 failures += 1
+                metrics.OUTBOX_FAILURES.inc()
                 self.last_error = type(exc).__name__
                 delay = self._backoff.delay(failures)
                 log.warning(
@@ -184,7 +230,18 @@ class OutboxRelay:
             records = await conn.fetch(_CLAIM, self._batch_size)
             if not records:
                 return 0
-            rows = [_Row(r["id"], r["topic"], list(r["keys"]), list(r["payloads"]), r["created_at"]) for r in records]
+            rows = [
+                _Row(
+                    r["id"],
+                    r["topic"],
+                    list(r["keys"]),
+                    list(r["payloads"]),
+                    r["created_at"],
+                    headers=r["headers"],
+                    age_s=r["age_s"] or 0.0,
+                )
+                for r in records
+            ]
             producer = await self._ensure_producer()
             started = time.perf_counter()
             sends = await self._send(producer, rows)
@@ -199,8 +256,13 @@ class OutboxRelay:
                         alone += members
             if alone:
                 await self._send_alone(producer, alone)
+            acked_s = time.perf_counter() - started
+            for row in rows:
+                if not row.failed:
+                    metrics.OUTBOX_DELAY.observe(row.age_s + acked_s)
             published, transient = await self._settle(conn, rows)
         self.published_total += published
+        metrics.OUTBOX_PUBLISHED.inc(published)
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
         log.debug("outbox batch published", extra={"rows": len(rows), "events": published, "ms": elapsed_ms})
         if transient is not None:
@@ -225,7 +287,8 @@ class OutboxRelay:
                     owed.append(index)
                     transient = transient or error
             if owed:
-                await conn.execute(_KEEP, row.id, [row.keys[i] for i in owed], [row.payloads[i] for i in owed])
+                headers = None if row.headers is None else [row.record_headers(i) for i in owed]
+                await conn.execute(_KEEP, row.id, [row.keys[i] for i in owed], [row.payloads[i] for i in owed], headers)
             else:
                 done.append(row.id)
         if done:
@@ -235,14 +298,18 @@ class OutboxRelay:
     async def _set_aside(self, conn: asyncpg.Connection, row: _Row, index: int, error: BaseException) -> None:
         record: OutboxRecord = (row.topic, row.keys[index], row.payloads[index])
         reason = f"{type(error).__name__}: {len(record[2])} bytes"
-        await conn.execute(_SET_ASIDE, *record, reason, row.created_at)
+        headers = row.record_headers(index)
+        await conn.execute(_SET_ASIDE, *record, reason, row.created_at, headers)
         replacements = list(self._on_unpublishable(record)) if self._on_unpublishable is not None else []
         by_topic: dict[str, list[OutboxRecord]] = defaultdict(list)
         for replacement in replacements:
             by_topic[replacement[0]].append(replacement)
         for topic, group in by_topic.items():
-            await conn.execute(_INSERT, topic, [k for _, k, _ in group], [p for _, _, p in group])
+            # What replaces the record stays in its trace (the call's failure, say).
+            group_headers = None if headers is None else [headers] * len(group)
+            await conn.execute(_INSERT, topic, [k for _, k, _ in group], [p for _, _, p in group], group_headers)
         self.set_aside_total += 1
+        metrics.OUTBOX_SET_ASIDE.inc()
         log.error(
             "outbox record set aside: Kafka will not accept it",
             extra={"topic": row.topic, "key": row.keys[index], "error": reason, "replaced_by": len(replacements)},
@@ -273,12 +340,13 @@ class OutboxRelay:
             batch = producer.create_batch()
             members: list[tuple[_Row, int]] = []
             for encoded_key, value, row, index in records:
-                if members and batch.append(key=encoded_key, value=value, timestamp=None) is None:
+                headers = row.kafka_headers(index)
+                if members and batch.append(key=encoded_key, value=value, timestamp=None, headers=headers) is None:
                     batch.close()
                     sends.append((await producer.send_batch(batch, topic, partition=partition), members))
                     batch, members = producer.create_batch(), []
                 if not members:
-                    batch.append(key=encoded_key, value=value, timestamp=None)
+                    batch.append(key=encoded_key, value=value, timestamp=None, headers=headers)
                 members.append((row, index))
             batch.close()
             sends.append((await producer.send_batch(batch, topic, partition=partition), members))
@@ -295,7 +363,7 @@ class OutboxRelay:
                 partitions[row.topic] = len(await producer.partitions_for(row.topic))
             key = row.keys[index].encode()
             batch = producer.create_batch()
-            batch.append(key=key, value=row.payloads[index], timestamp=None)
+            batch.append(key=key, value=row.payloads[index], timestamp=None, headers=row.kafka_headers(index))
             batch.close()
             acks.append(
                 await producer.send_batch(batch, row.topic, partition=partition_for(key, partitions[row.topic]))
@@ -359,11 +427,12 @@ class OutboxDeadLetters:
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 "DELETE FROM outbox_dead WHERE $1::bigint[] IS NULL OR id = ANY($1::bigint[])"
-                " RETURNING id, topic, key, payload",
+                " RETURNING id, topic, key, payload, headers",
                 list(ids) if ids is not None else None,
             )
             for row in sorted(rows, key=lambda r: r["id"]):
-                await conn.execute(_INSERT, row["topic"], [row["key"]], [row["payload"]])
+                headers = None if row["headers"] is None else [row["headers"]]
+                await conn.execute(_INSERT, row["topic"], [row["key"]], [row["payload"]], headers)
         return len(rows)
 
 

@@ -16,6 +16,7 @@ from uuid import UUID
 from fastapi import FastAPI
 
 from schemas.events import AnyEvent, CallStageStarted, CallStageStartedPayload, dump_event, follow_up
+from services.common import tracing
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def progress_announcer(app: FastAPI, topic: str) -> Announce:
         producer = worker.producer if worker is not None else None
         if producer is None:
             raise RuntimeError("the worker's producer is not started")
-        ack = await producer.send(topic, dump_event(event), key=event.key())
+        ack = await producer.send(topic, dump_event(event), key=event.key(), headers=tracing.current_headers())
         ack.add_done_callback(sent)
 
     return announce

@@ -14,6 +14,7 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.errors import ConfigurationError
+from services.common.kafka import KafkaConnection, SaslMechanism, SecurityProtocol
 
 # Loopback development database created by `make up` (deploy/local/stack.py).
 # TLS is off because the connection never leaves loopback; production URLs set their own sslmode.
@@ -45,6 +46,57 @@ class ServiceSettings(BaseSettings):
     kafka_topic_prefix: str = Field("", validation_alias=_env("KAFKA_TOPIC_PREFIX"))
     kafka_topic_partitions: int = Field(6, ge=1, validation_alias=_env("KAFKA_TOPIC_PARTITIONS"))
     kafka_replication_factor: int = Field(1, ge=1, validation_alias=_env("KAFKA_REPLICATION_FACTOR"))
+    # Authentication and encryption towards Kafka, applied to every client of the service
+    # (producers, consumers, the admin client, the readiness probe): see ``kafka()``.
+    kafka_security_protocol: SecurityProtocol = Field("PLAINTEXT", validation_alias=_env("KAFKA_SECURITY_PROTOCOL"))
+    kafka_sasl_mechanism: SaslMechanism | None = Field(None, validation_alias=_env("KAFKA_SASL_MECHANISM"))
+    kafka_sasl_username: str | None = Field(None, validation_alias=_env("KAFKA_SASL_USERNAME"))
+    kafka_sasl_password: SecretStr | None = Field(None, validation_alias=_env("KAFKA_SASL_PASSWORD"))
+    kafka_ssl_cafile: str | None = Field(None, validation_alias=_env("KAFKA_SSL_CAFILE"))
+    kafka_ssl_certfile: str | None = Field(None, validation_alias=_env("KAFKA_SSL_CERTFILE"))
+    kafka_ssl_keyfile: str | None = Field(None, validation_alias=_env("KAFKA_SSL_KEYFILE"))
+    kafka_ssl_key_password: SecretStr | None = Field(None, validation_alias=_env("KAFKA_SSL_KEY_PASSWORD"))
+    kafka_ssl_check_hostname: bool = Field(True, validation_alias=_env("KAFKA_SSL_CHECK_HOSTNAME"))
+
+    # Prometheus metrics (services.common.metrics): false drops the HTTP middleware and the
+    # gateway's multiprocess files (a benchmark's "off"); /metrics then shows only this process.
+    metrics_enabled: bool = Field(True, validation_alias=_env("METRICS_ENABLED"))
+
+    # Tracing (services.common.tracing): trace context on every event and log line when on;
+    # spans are exported over OTLP/HTTP only when an endpoint is set (the standard OTEL_* variables
+    # configure the exporter further: headers, timeout, sampler, resource attributes).
+    tracing_enabled: bool = Field(False, validation_alias=_env("TRACING_ENABLED"))
+    otel_exporter_otlp_endpoint: str = Field("", validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    otel_exporter_otlp_traces_endpoint: str = Field("", validation_alias=_env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+
+    @model_validator(mode="after")
+    def _kafka_security_complete(self) -> ServiceSettings:
+        try:
+            self.kafka()
+        except ValueError as exc:
+            raise ConfigurationError(f"Kafka security settings: {exc}") from None
+        return self
+
+    def kafka(self) -> KafkaConnection:
+        """How this service's Kafka clients connect (brokers, SASL, TLS): the one place the
+        client options come from."""
+        return KafkaConnection(
+            bootstrap_servers=self.kafka_bootstrap_servers,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ssl_cafile=self.kafka_ssl_cafile,
+            ssl_certfile=self.kafka_ssl_certfile,
+            ssl_keyfile=self.kafka_ssl_keyfile,
+            ssl_key_password=self.kafka_ssl_key_password,
+            ssl_check_hostname=self.kafka_ssl_check_hostname,
+        )
+
+    @property
+    def otlp_export(self) -> bool:
+        """Whether spans are exported (an OTLP endpoint is configured)."""
+        return bool(self.otel_exporter_otlp_endpoint or self.otel_exporter_otlp_traces_endpoint)
 
     # The HTTP server's own limits (services/common/http_server.py), the same for every service.
     http_max_url_bytes: int = Field(

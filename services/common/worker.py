@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 import asyncpg
@@ -33,7 +33,9 @@ from services.common.consumer import (
 )
 from services.common.db import create_pool, ping
 from services.common.health import health_router
-from services.common.kafka import KafkaProbe, TopicSpec, ensure_topics, make_producer
+from services.common.kafka import KafkaConnection, KafkaProbe, TopicSpec, ensure_topics, make_producer
+from services.common.metrics import metrics_router
+from services.common.observability import process_exiting
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +65,9 @@ class KafkaWorker:
         attempt = 0
         while True:
             attempt += 1
-            producer = make_producer(self._settings.bootstrap_servers, self._settings.client_id)
+            producer = make_producer(self._settings.kafka, self._settings.client_id)
             try:
-                await ensure_topics(self._settings.bootstrap_servers, self._topics)
+                await ensure_topics(self._settings.kafka, self._topics)
                 await producer.start()
                 runtime = ConsumerRuntime(self._settings, self._handler, producer)
                 await runtime.start()
@@ -116,7 +118,7 @@ async def host_worker(
     worker = KafkaWorker(consumer, handler, topics=topics)
     worker.start()
     stack.push_async_callback(worker.stop)
-    probe = KafkaProbe(consumer.bootstrap_servers)
+    probe = KafkaProbe(consumer.kafka)
     stack.push_async_callback(probe.close)
 
     async def consuming() -> bool:
@@ -130,8 +132,7 @@ async def host_worker(
 class WorkerConfig(Protocol):
     """The settings every worker service has (its pydantic-settings class provides them)."""
 
-    @property
-    def kafka_bootstrap_servers(self) -> str: ...
+    def kafka(self) -> KafkaConnection: ...
     @property
     def kafka_topic_prefix(self) -> str: ...
     @property
@@ -174,7 +175,7 @@ def consumer_settings(
     of the session timeout. ``per_partner_concurrency`` caps the slots one partner's calls take."""
     group = settings.topic(settings.group_id)
     return ConsumerSettings(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        kafka=settings.kafka(),
         group_id=group,
         topics=[settings.topic(t) for t in topics],
         dead_letter_topic=dead_letter_topic(group),
@@ -193,10 +194,20 @@ def consumer_settings(
 
 
 def worker_app(title: str, lifespan: Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]) -> FastAPI:
-    """A worker's HTTP side: health endpoints only, every other answer in the API's error shape
-    (``{"success": false, "message": ...}``), like the gateway's."""
-    app = FastAPI(title=title, version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    """A worker's HTTP side: health endpoints and ``/metrics``, every other answer in the API's
+    error shape (``{"success": false, "message": ...}``), like the gateway's."""
+
+    @contextlib.asynccontextmanager
+    async def observed(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            async with lifespan(app):
+                yield
+        finally:
+            process_exiting()
+
+    app = FastAPI(title=title, version="1.0.0", lifespan=observed, docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(health_router())
+    app.include_router(metrics_router())
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

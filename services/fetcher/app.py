@@ -17,7 +17,7 @@ import aiohttp
 from fastapi import FastAPI
 
 from schemas.events import TOPIC_FAILED, TOPIC_FETCHED, TOPIC_INGESTED, TOPIC_PROGRESS
-from services.common import ssrf
+from services.common import observability, ssrf
 from services.common.blobs import open_blob_store
 from services.common.consumer import dead_letter_topic
 from services.common.kafka import TopicSpec
@@ -52,6 +52,7 @@ def _clean_spool(spool: Path) -> None:
 def main_app() -> FastAPI:
     settings = FetcherSettings()
     configure_logging("fetcher", settings.log_level, settings.log_format)
+    observability.configure("fetcher", settings)
     return create_app(settings)
 
 

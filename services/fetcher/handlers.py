@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from schemas.events import (
     FetchFailureCode,
     follow_up,
 )
-from services.common import backoff, ssrf
+from services.common import backoff, metrics, ssrf, tracing
 from services.common.backoff import Backoff
 from services.common.blobs import BlobStore
 from services.common.http import parse_retry_after
@@ -104,14 +105,22 @@ async def handle_ingested(event: AnyEvent, deps: FetchDeps) -> list[AnyEvent]:
     await announce_stage(
         event, "fetch", deps.announce, event_id=event_id(event, "call.stage_started/fetch"), source=SOURCE
     )
-    try:
-        fetch = await fetch_recording(event.payload.call.recording_url, deps)
-    except FetchFailed as failure:
-        log.info(
-            "recording not fetched",
-            extra={"partner_id": event.partner_id, "call_id": event.call_id, "code": failure.code},
-        )
-        return [failed_event(event, failure)]
+    started = time.perf_counter()
+    with tracing.span("fetch recording") as span:
+        try:
+            fetch = await fetch_recording(event.payload.call.recording_url, deps)
+        except FetchFailed as failure:
+            metrics.FETCH_DURATION.labels(failure.code).observe(time.perf_counter() - started)
+            tracing.fail(span, failure.code)
+            log.info(
+                "recording not fetched",
+                extra={"partner_id": event.partner_id, "call_id": event.call_id, "code": failure.code},
+            )
+            return [failed_event(event, failure)]
+        metrics.FETCH_DURATION.labels("fetched").observe(time.perf_counter() - started)
+        metrics.FETCH_BYTES.labels("fetched").inc(fetch.bytes)
+        metrics.FETCH_SIZE.labels("fetched").observe(fetch.bytes)
+        tracing.set_attributes(span, {"callpipe.recording.bytes": fetch.bytes, "callpipe.recording.codec": fetch.codec})
     await deps.repo.record(event.partner_id, event.call_id, fetch)
     return [fetched_event(event, fetch)]
 

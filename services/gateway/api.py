@@ -13,6 +13,7 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from services.common import metrics
 from services.gateway import handlers
 from services.gateway.deps import (
     AdmittedPartner,
@@ -132,7 +133,10 @@ async def ingest_batch_call(
         received_at=datetime.now(UTC),
         analysis_config=await ctx.snapshots.get(partner, tenancy),
     )
-    if any(o["status"] == "accepted" for o in outcomes):
+    accepted = sum(o["status"] == "accepted" for o in outcomes)
+    metrics.INGEST_CALLS.labels("accepted").inc(accepted)
+    metrics.INGEST_CALLS.labels("duplicate").inc(len(outcomes) - accepted)
+    if accepted:
         ctx.relay.wake()
     return json_response({"success": True, "data": {"calls": outcomes}})
 

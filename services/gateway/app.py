@@ -28,6 +28,7 @@ from schemas.events import (
     TOPIC_INGESTED,
     TOPIC_PROGRESS,
 )
+from services.common import metrics, observability
 from services.common.consumer import ConsumerSettings, dead_letter_topic
 from services.common.db import create_pool, ping
 from services.common.health import health_router
@@ -36,7 +37,7 @@ from services.common.logging import configure_logging
 from services.common.outbox import OutboxRelay
 from services.common.worker import KafkaWorker
 from services.gateway import handlers, read_model
-from services.gateway.api import error_response, json_response, router
+from services.gateway.api import INGEST_PATH, error_response, json_response, router
 from services.gateway.config import GatewaySettings
 from services.gateway.deps import GatewayContext
 from services.gateway.errors import GatewayError
@@ -133,7 +134,7 @@ def read_model_worker(settings: GatewaySettings, repo: GatewayRepository) -> Kaf
     partitions, replicas = settings.kafka_topic_partitions, settings.kafka_replication_factor
     return KafkaWorker(
         ConsumerSettings(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            kafka=settings.kafka(),
             group_id=group,
             topics=[settings.topic(t) for t in READ_MODEL_TOPICS],
             dead_letter_topic=dead_letter,
@@ -147,10 +148,30 @@ def read_model_worker(settings: GatewaySettings, repo: GatewayRepository) -> Kaf
     )
 
 
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error becomes the spec's shape here, and only here."""
+
+    @app.exception_handler(GatewayError)
+    async def gateway_error(request: Request, exc: GatewayError) -> Response:
+        if request.url.path == INGEST_PATH:
+            metrics.INGEST_REJECTED.labels(exc.code).inc()
+        return error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        return json_response({"success": False, "message": str(exc.detail)}, exc.status_code, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(_: Request, exc: RequestValidationError) -> Response:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": str(e["msg"])} for e in exc.errors()]
+        return json_response({"success": False, "message": "Validation failed", "errors": errors}, 422)
+
+
 def main_app() -> FastAPI:
     """Factory used by ``python -m services.gateway`` (once per uvicorn worker process)."""
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level, settings.log_format)
+    observability.configure("gateway", settings)
     return create_app(settings)
 
 
@@ -181,21 +202,21 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             worker = read_model_worker(settings, GatewayRepository(model_pool))
         topic = settings.topic(TOPIC_INGESTED)
         commands_topic = settings.topic(TOPIC_CALLBACK_COMMANDS)
-        bootstrap = settings.kafka_bootstrap_servers
+        kafka = settings.kafka()
 
         async def prepare_topics() -> None:
             partitions, replicas = settings.kafka_topic_partitions, settings.kafka_replication_factor
-            await ensure_topics(bootstrap, [TopicSpec(name, partitions, replicas) for name in (topic, commands_topic)])
+            await ensure_topics(kafka, [TopicSpec(name, partitions, replicas) for name in (topic, commands_topic)])
 
         relay = OutboxRelay(
             pool,
-            lambda: make_producer(bootstrap, "gateway-outbox"),
+            lambda: make_producer(kafka, "gateway-outbox"),
             prepare=prepare_topics,
             batch_size=settings.outbox_batch_size,
             poll_interval=settings.outbox_poll_interval_s,
             on_unpublishable=functools.partial(handlers.unpublishable, failed_topic=settings.topic(TOPIC_FAILED)),
         )
-        probe = KafkaProbe(bootstrap)
+        probe = KafkaProbe(kafka)
         repo = GatewayRepository(pool)
         credentials = CredentialCache(repo, settings.credential_cache_ttl_s)
         snapshots = ConfigSnapshots(repo, settings.config_cache_ttl_s)
@@ -206,6 +227,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         # lagging consumer must not take the API out of the load balancer.
         app.state.readiness_checks = {"postgres": lambda: ping(pool), "kafka": probe.check}
         app.state.readiness_details = {"outbox": relay.details}
+        app.state.metrics_refresh = [relay.refresh_metrics]
         relay.start()
         if worker is not None:
             worker.start()
@@ -221,29 +243,22 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await relay.stop()
             await probe.close()
             await pool.close()
+            observability.process_exiting()
 
     app = FastAPI(
         title="Call ingestion API",
         version="1.0.0",
-        description="Batch call ingestion for partners. Contract: spec/batch-call-ingestion-api.md.",
+        description="Batch call ingestion for partners. Reference: docs/api-reference.md.",
         lifespan=lifespan,
     )
     app.include_router(router)
     app.include_router(health_router())
+    app.include_router(metrics.metrics_router())
 
-    @app.exception_handler(GatewayError)
-    async def gateway_error(_: Request, exc: GatewayError) -> Response:
-        return error_response(exc)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
-        return json_response({"success": False, "message": str(exc.detail)}, exc.status_code, exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def request_invalid(_: Request, exc: RequestValidationError) -> Response:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": str(e["msg"])} for e in exc.errors()]
-        return json_response({"success": False, "message": "Validation failed", "errors": errors}, 422)
-
+    add_error_handlers(app)
+    if settings.metrics_enabled:
+        app.add_middleware(observability.HttpObservability)
+    # Outermost: its 500 for an unexpected error is what the metrics and the span then record.
     app.add_middleware(RequestLogMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -33,6 +33,7 @@ from schemas.events import (
     new_event_ids,
     salvage_event,
 )
+from services.common import tracing
 from services.common.cache import TtlCache
 from services.common.kafka import MAX_CALL_EVENT_BYTES
 from services.gateway.errors import (
@@ -296,6 +297,9 @@ async def ingest_batch(
     Returns one outcome per item, in request order: ``accepted`` for a call recorded now,
     ``duplicate`` for an id already known (earlier request, concurrent request, or earlier in
     this batch), which is not processed again.
+
+    With tracing on, each call starts a trace of its own (``call.ingest``, linked to the request's
+    span) whose context is stored with its event: the rest of the pipeline continues that trace.
     """
     first: dict[str, tuple[int, CallItemIn]] = {}
     for index, item in enumerate(items):
@@ -303,23 +307,36 @@ async def ingest_batch(
     event_ids = new_event_ids(len(first))
     new_calls = []
     too_large: list[dict[str, str]] = []
+    spans: dict[str, tracing.Span | None] = {}
     for (call_id, (index, item)), event_id in zip(first.items(), event_ids, strict=True):
         event = encode_event(
             item, partner, tenancy, received_at=received_at, event_id=event_id, analysis_config=analysis_config
         )
         if len(event) > MAX_CALL_EVENT_BYTES:
             too_large.append(oversized_call(index, item, len(event)))
-        new_calls.append(NewCall(call_id, event))
+        spans[call_id], context = tracing.call_trace(
+            "call.ingest", {"callpipe.call_id": call_id, "callpipe.partner_id": partner.partner_id}
+        )
+        new_calls.append(NewCall(call_id, event, context))
     if too_large:
+        for started in spans.values():
+            tracing.end(started, error="validation_failed")
         raise ValidationFailed(too_large)
-    accepted = await repo.record_calls(
-        partner.partner_id,
-        tenant_id=tenancy.tenant_id,
-        subtenant_id=tenancy.subtenant_id,
-        received_at=received_at,
-        calls=new_calls,
-        topic=topic,
-    )
+    try:
+        accepted = await repo.record_calls(
+            partner.partner_id,
+            tenant_id=tenancy.tenant_id,
+            subtenant_id=tenancy.subtenant_id,
+            received_at=received_at,
+            calls=new_calls,
+            topic=topic,
+        )
+    except BaseException:
+        for started in spans.values():
+            tracing.end(started, error="not_recorded")
+        raise
+    for call_id, started in spans.items():
+        tracing.end(started, attributes={"callpipe.ingest.outcome": "accepted" if call_id in accepted else "duplicate"})
     outcomes = []
     for item in items:
         call_id = item["call"]["id"]

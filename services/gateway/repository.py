@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from schemas.events import call_key
+from services.common.outbox import outbox_headers
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class ConfigLevel:
 class NewCall:
     call_id: str
     event: bytes  # the encoded calls.ingested.v1 event
+    trace: dict[str, str] | None = None  # the call's trace context (Kafka headers), tracing on
 
 
 #: Rank of each status: the read model only ever moves a call to a higher rank.
@@ -129,15 +131,16 @@ RETURNING allowed,
 # sorted insertion keeps concurrent batches from deadlocking on each other's keys.
 _RECORD_CALLS = """
 WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS t(call_id, event, ord)
+    SELECT * FROM unnest($1::text[], $2::bytea[], $8::jsonb[]) WITH ORDINALITY AS t(call_id, event, headers, ord)
 ), inserted AS (
     INSERT INTO calls (partner_id, call_id, tenant_id, subtenant_id, received_at)
     SELECT $3, call_id, $4, $5, $6 FROM input ORDER BY call_id
     ON CONFLICT (partner_id, call_id) DO NOTHING
     RETURNING call_id
 ), queued AS (
-    INSERT INTO outbox (topic, keys, payloads)
-    SELECT $7, array_agg($3 || '/' || input.call_id ORDER BY input.ord), array_agg(input.event ORDER BY input.ord)
+    INSERT INTO outbox (topic, keys, payloads, headers)
+    SELECT $7, array_agg($3 || '/' || input.call_id ORDER BY input.ord), array_agg(input.event ORDER BY input.ord),
+           CASE WHEN bool_or(input.headers IS NOT NULL) THEN jsonb_agg(input.headers ORDER BY input.ord) END
     FROM inserted JOIN input USING (call_id)
     HAVING count(*) > 0
 )
@@ -314,6 +317,8 @@ class GatewayRepository:
             subtenant_id,
             received_at,
             topic,
+            # NULL rather than an array of NULLs when tracing is off: the hot path stays as it was.
+            [c.trace for c in calls] if any(c.trace for c in calls) else None,
         )
         return {r["call_id"] for r in rows}
 
@@ -476,10 +481,11 @@ class GatewayRepository:
             if row is not None:
                 found = dict(row)
                 await conn.execute(
-                    "INSERT INTO outbox (topic, keys, payloads) VALUES ($1, $2, $3)",
+                    "INSERT INTO outbox (topic, keys, payloads, headers) VALUES ($1, $2, $3, $4)",
                     topic,
                     [call_key(partner_id, call_id)],
                     [command(found)],
+                    outbox_headers(1),
                 )
                 return "requested", found
         current = await self.find_call(partner_id, call_id, tenant_id, subtenant_id)
@@ -493,7 +499,11 @@ class GatewayRepository:
     async def enqueue_event(self, topic: str, key: str, payload: bytes) -> None:
         """Queue one event in the outbox: durable once this returns, on Kafka once the relay ran."""
         await self._pool.execute(
-            "INSERT INTO outbox (topic, keys, payloads) VALUES ($1, $2, $3)", topic, [key], [payload]
+            "INSERT INTO outbox (topic, keys, payloads, headers) VALUES ($1, $2, $3, $4)",
+            topic,
+            [key],
+            [payload],
+            outbox_headers(1),
         )
 
     # -- administration -----------------------------------------------------------------------

@@ -18,7 +18,7 @@ import aiohttp
 from fastapi import FastAPI
 
 from schemas.events import TOPIC_ANALYZED, TOPIC_CALLBACK_COMMANDS, TOPIC_DELIVERIES, TOPIC_FAILED
-from services.common import ssrf
+from services.common import observability, ssrf
 from services.common.consumer import dead_letter_topic
 from services.common.kafka import TopicSpec, ensure_topics, make_producer
 from services.common.logging import configure_logging
@@ -78,6 +78,7 @@ def callback_session(settings: NotifierSettings, context: ssl.SSLContext) -> aio
 def main_app() -> FastAPI:
     settings = NotifierSettings()
     configure_logging("notifier", settings.log_level, settings.log_format)
+    observability.configure("notifier", settings)
     return create_app(settings)
 
 
@@ -94,15 +95,15 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             resealed = await repo.seal_secrets()
             if any(resealed.values()):
                 log.info("signing secrets sealed", extra=resealed)
-            bootstrap = settings.kafka_bootstrap_servers
+            kafka = settings.kafka()
             partitions, replicas = settings.kafka_topic_partitions, settings.kafka_replication_factor
 
             async def prepare_topics() -> None:
-                await ensure_topics(bootstrap, [TopicSpec(settings.topic(TOPIC_DELIVERIES), partitions, replicas)])
+                await ensure_topics(kafka, [TopicSpec(settings.topic(TOPIC_DELIVERIES), partitions, replicas)])
 
             relay = OutboxRelay(
                 pool,
-                lambda: make_producer(bootstrap, "notifier-outbox"),
+                lambda: make_producer(kafka, "notifier-outbox"),
                 prepare=prepare_topics,
                 batch_size=settings.outbox_batch_size,
                 poll_interval=settings.outbox_poll_interval_s,
@@ -149,6 +150,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             app.state.relay = relay
             app.state.readiness_checks = {**app.state.readiness_checks, "dispatcher": dispatching}
             app.state.readiness_details = {"outbox": relay.details}
+            app.state.metrics_refresh = [relay.refresh_metrics]
             log.info(
                 "notifier started",
                 extra={

@@ -20,6 +20,12 @@
 Attempt error codes: ``http_status`` (a non-2xx answer), ``redirect`` (a 3xx), ``timeout``,
 ``connection_error``, ``tls_error``, and, without retry, ``blocked_address``; refusals without an
 attempt: ``https_required``, ``unsupported_scheme``, ``invalid_url``, ``blocked_address``.
+
+- **Observability.** Each attempt is a span in the trace stored with the delivery (the call's),
+  so retries hours later still join it; the receiver is sent no trace header (it is a third
+  party). Attempts are counted by outcome (``delivered`` or the error code) and timed; a delivery
+  reaching its final state at the end of its first round records its latency and the call's
+  ingest-to-callback time.
 """
 
 from __future__ import annotations
@@ -33,14 +39,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import aiohttp
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from yarl import URL
 
-from services.common import ssrf
+from services.common import metrics, ssrf, tracing
 from services.common.backoff import Backoff
 from services.common.http import parse_retry_after
 from services.notifier.errors import DeliveryRefused
 from services.notifier.handlers import announce
-from services.notifier.repository import AttemptRecord, Claimed, NotifierRepository
+from services.notifier.repository import AttemptRecord, Claimed, Delivery, NotifierRepository
 from services.notifier.signing import signed_headers
 
 log = logging.getLogger(__name__)
@@ -289,6 +297,7 @@ class Dispatcher:
             partner = claimed.delivery.partner_id
             self._per_partner[partner] = self._per_partner.get(partner, 0) + 1
             task = asyncio.create_task(self._deliver(claimed), name=f"deliver-{claimed.delivery.delivery_id}")
+            metrics.CALLBACK_IN_FLIGHT.inc()
             self._in_flight[task] = claimed
             task.add_done_callback(self._finished)
         if claims:
@@ -303,6 +312,7 @@ class Dispatcher:
     def _finished(self, task: asyncio.Task[None]) -> None:
         claimed = self._in_flight.pop(task, None)
         if claimed is not None:
+            metrics.CALLBACK_IN_FLIGHT.dec()
             partner = claimed.delivery.partner_id
             left = self._per_partner.get(partner, 1) - 1
             if left > 0:
@@ -313,9 +323,45 @@ class Dispatcher:
 
     # -- one attempt --------------------------------------------------------------------------
 
+    @staticmethod
+    def _observe(d: Delivery, outcome: Outcome) -> None:
+        """Count and time an attempt; its span gets the answer's status."""
+        result = outcome.error_code or "delivered"
+        metrics.CALLBACK_ATTEMPTS.labels(d.kind, result).inc()
+        if outcome.latency_ms is not None:
+            metrics.CALLBACK_ATTEMPT_DURATION.labels(d.kind, result).observe(outcome.latency_ms / 1000)
+        current = trace.get_current_span()
+        if current.is_recording():
+            current.set_attribute("http.response.status_code", outcome.status_code or 0)
+            if outcome.error_code is not None:
+                tracing.fail(current, outcome.error_code)
+
+    @staticmethod
+    def _final(d: Delivery, state: str) -> None:
+        """Count a delivery that reached ``state``; at the end of its first round (the call's
+        acceptance time still known), its latency and the call's ingest-to-callback time."""
+        metrics.CALLBACK_DELIVERIES.labels(d.kind, state).inc()
+        if d.received_at is not None:
+            now = datetime.now(UTC)
+            metrics.CALLBACK_DELIVERY_LATENCY.labels(d.kind, state).observe((now - d.created_at).total_seconds())
+            metrics.CALL_END_TO_END.labels(d.kind, state).observe((now - d.received_at).total_seconds())
+
     async def _deliver(self, claimed: Claimed) -> None:
+        d = claimed.delivery
+        tracing.CALL_ID.set(d.call_id)  # this task's log lines
         try:
-            await self.attempt(claimed)
+            with tracing.span(
+                "callback attempt",
+                parent=d.trace_context,
+                kind=SpanKind.CLIENT,
+                attributes={
+                    "callpipe.call_id": d.call_id,
+                    "callpipe.delivery_id": d.delivery_id,
+                    "callpipe.callback.kind": d.kind,
+                    "callpipe.callback.attempt": d.attempts + 1,
+                },
+            ):
+                await self.attempt(claimed)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -334,8 +380,10 @@ class Dispatcher:
             check_target(d.url, self._policy, allow_http=self._s.allow_http)
         except DeliveryRefused as refused:
             error = f"{refused.code}: {refused.message}"
+            metrics.CALLBACK_ATTEMPTS.labels(d.kind, refused.code).inc()
             if await self._repo.refuse(claimed, error, announce(self._topic, error=error)) is not None:
                 self.stats.refused += 1
+                self._final(d, "failed")
                 log.info("callback refused", extra={**context, "code": refused.code})
                 self._changed()
             return
@@ -356,6 +404,7 @@ class Dispatcher:
         }
         outcome = await send(self._session, d.url, claimed.body, headers, self._s.timeout_s)
         self.stats.attempts += 1
+        self._observe(d, outcome)
 
         record = AttemptRecord(
             number=number,
@@ -387,6 +436,8 @@ class Dispatcher:
             self.stats.failed += 1
         else:
             self.stats.retries_scheduled += 1
+        if state in ("delivered", "failed"):
+            self._final(d, state)
         log.info(
             "callback attempt",
             extra={

@@ -146,6 +146,7 @@ async def _record(event: CallAnalyzed | CallFailed, kind: str, url: str, body: b
         url=url,
         body=body,
         source_at=event.occurred_at,
+        received_at=event.payload.ingested.received_at if event.payload.ingested is not None else None,
     )
     created = await deps.repo.create_delivery(new, announce(deps.topic))
     if created:

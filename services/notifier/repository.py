@@ -14,7 +14,9 @@ from typing import Any
 
 import asyncpg
 
+from services.common import tracing
 from services.common.crypto import SecretBox
+from services.common.outbox import outbox_headers
 from services.notifier.signing import new_secret
 
 
@@ -29,6 +31,7 @@ class NewDelivery:
     url: str
     body: bytes
     source_at: datetime
+    received_at: datetime | None = None  # when the gateway accepted the call
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ class Delivery:
     source_at: datetime
     created_at: datetime
     updated_at: datetime
+    # The trace its attempts join (the call's, or the redelivery request's), and when the gateway
+    # accepted the call (None once the first round ended).
+    trace_context: dict[str, str] | None = None
+    received_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -94,15 +101,18 @@ def _delivery(row: asyncpg.Record) -> Delivery:
 
 
 async def _outbox(conn: asyncpg.Connection, events: Sequence[OutboxEvent]) -> None:
+    """Queue ``events``; they carry the current trace context (the consumed event's, or the
+    callback attempt's)."""
     by_topic: dict[str, list[OutboxEvent]] = {}
     for e in events:
         by_topic.setdefault(e.topic, []).append(e)
     for topic, group in by_topic.items():
         await conn.execute(
-            "INSERT INTO outbox (topic, keys, payloads) VALUES ($1, $2, $3)",
+            "INSERT INTO outbox (topic, keys, payloads, headers) VALUES ($1, $2, $3, $4)",
             topic,
             [e.key for e in group],
             [e.payload for e in group],
+            outbox_headers(len(group)),
         )
 
 
@@ -144,7 +154,8 @@ class NotifierRepository:
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "INSERT INTO deliveries (delivery_id, partner_id, call_id, kind, tenant_id, subtenant_id, url, body,"
-                " state, next_attempt_at, source_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', now(), $9)"
+                " state, next_attempt_at, source_at, received_at, trace_context)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', now(), $9, $10, $11)"
                 " ON CONFLICT (partner_id, call_id, kind) DO NOTHING RETURNING *",
                 new.delivery_id,
                 new.partner_id,
@@ -155,6 +166,8 @@ class NotifierRepository:
                 new.url,
                 new.body,
                 new.source_at,
+                new.received_at,
+                tracing.current_carrier(),
             )
             if row is None:
                 return False
@@ -176,13 +189,16 @@ class NotifierRepository:
             )
             if fresh is None:
                 return []
+            # The new round's attempts join the trace of the redelivery request.
             rows = await conn.fetch(
                 "UPDATE deliveries SET state = 'pending', round_attempts = 0, next_attempt_at = now(),"
-                " lease_token = NULL, last_error = NULL, updated_at = now()"
+                " lease_token = NULL, last_error = NULL, updated_at = now(),"
+                " trace_context = coalesce($3, trace_context)"
                 " WHERE partner_id = $1 AND call_id = $2 AND state IN ('delivered', 'failed')"
                 " RETURNING *",
                 partner_id,
                 call_id,
+                tracing.current_carrier(),
             )
             deliveries = [_delivery(r) for r in rows]
             if not deliveries:
@@ -246,7 +262,9 @@ class NotifierRepository:
                 " round_attempts = round_attempts + 1,"
                 " next_attempt_at = CASE WHEN $5::double precision IS NULL THEN NULL"
                 " ELSE now() + make_interval(secs => $5) END,"
-                " lease_token = NULL, last_error = $6, updated_at = now()"
+                " lease_token = NULL, last_error = $6, updated_at = now(),"
+                # The ingest-to-callback latency is measured once, at the end of the first round.
+                " received_at = CASE WHEN $3 IN ('delivered', 'failed') THEN NULL ELSE received_at END"
                 " WHERE delivery_id = $1 AND lease_token = $2 RETURNING *",
                 claimed.delivery.delivery_id,
                 claimed.token,
@@ -277,7 +295,7 @@ class NotifierRepository:
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "UPDATE deliveries SET state = 'failed', next_attempt_at = NULL, lease_token = NULL,"
-                " last_error = $3, updated_at = now()"
+                " last_error = $3, updated_at = now(), received_at = NULL"
                 " WHERE delivery_id = $1 AND lease_token = $2 RETURNING *",
                 claimed.delivery.delivery_id,
                 claimed.token,

@@ -43,7 +43,7 @@ async def producer(infra: Infra) -> AsyncIterator[AIOKafkaProducer]:
 
 def settings(infra: Infra, topics: dict[str, str], topic_prefix: str, **overrides: object) -> ConsumerSettings:
     base = ConsumerSettings(
-        bootstrap_servers=infra.kafka_bootstrap,
+        kafka=infra.kafka_bootstrap,
         group_id=f"g-{uuid.uuid4().hex[:8]}",
         topics=[topics["in"]],
         dead_letter_topic=topics["dlq"],

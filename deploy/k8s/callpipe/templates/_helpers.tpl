@@ -79,7 +79,33 @@ Call with (dict "ctx" $ "name" "gateway" "svc" .Values.gateway). */}}
     "KAFKA_BOOTSTRAP_SERVERS" (required "kafka.bootstrapServers is required (e.g. --set kafka.bootstrapServers=kafka:9092)" $v.kafka.bootstrapServers)
     "KAFKA_TOPIC_PREFIX" $v.kafka.topicPrefix
     "KAFKA_TOPIC_PARTITIONS" $v.kafka.topicPartitions
-    "KAFKA_REPLICATION_FACTOR" $v.kafka.replicationFactor }}
+    "KAFKA_REPLICATION_FACTOR" $v.kafka.replicationFactor
+    "KAFKA_SECURITY_PROTOCOL" (include "callpipe.kafkaProtocol" .ctx) }}
+{{- if hasPrefix "SASL_" $v.kafka.securityProtocol }}
+{{- $_ := set $env "KAFKA_SASL_MECHANISM" (required "kafka.sasl.mechanism is required with a SASL_* kafka.securityProtocol" $v.kafka.sasl.mechanism) }}
+{{- $_ := set $env "KAFKA_SASL_USERNAME" (required "kafka.sasl.username is required with a SASL_* kafka.securityProtocol" $v.kafka.sasl.username) }}
+{{- end }}
+{{- if and (include "callpipe.kafkaTls" .ctx) $v.kafka.tls.existingSecret }}
+{{- $_ := set $env "KAFKA_SSL_CAFILE" (printf "/etc/callpipe/kafka-tls/%s" $v.kafka.tls.caKey) }}
+{{- if $v.kafka.tls.clientCertificate }}
+{{- $_ := set $env "KAFKA_SSL_CERTFILE" (printf "/etc/callpipe/kafka-tls/%s" $v.kafka.tls.certKey) }}
+{{- $_ := set $env "KAFKA_SSL_KEYFILE" (printf "/etc/callpipe/kafka-tls/%s" $v.kafka.tls.keyKey) }}
+{{- end }}
+{{- end }}
+{{- if include "callpipe.kafkaTls" .ctx }}
+{{- $_ := set $env "KAFKA_SSL_CHECK_HOSTNAME" (ternary "true" "false" $v.kafka.tls.checkHostname) }}
+{{- end }}
+{{- if or $v.tracing.enabled $v.tracing.otlpEndpoint }}
+{{- $_ := set $env "TRACING_ENABLED" "true" }}
+{{- $_ := set $env "OTEL_TRACES_SAMPLER" $v.tracing.sampler }}
+{{- $_ := set $env "OTEL_TRACES_SAMPLER_ARG" $v.tracing.samplerArg }}
+{{- with $v.tracing.otlpEndpoint }}
+{{- $_ := set $env "OTEL_EXPORTER_OTLP_ENDPOINT" . }}
+{{- end }}
+{{- with $v.tracing.resourceAttributes }}
+{{- $_ := set $env "OTEL_RESOURCE_ATTRIBUTES" . }}
+{{- end }}
+{{- end }}
 {{- range $key, $value := .svc.env }}
 {{- $_ := set $env $key $value }}
 {{- end }}
@@ -97,6 +123,18 @@ toString would print 5242880 as 5.24288e+06. */}}
 {{- toYaml $out }}
 {{- end }}
 
+{{/* KAFKA_SECURITY_PROTOCOL, validated; and whether it uses TLS ("true" or empty). */}}
+{{- define "callpipe.kafkaProtocol" -}}
+{{- $p := .Values.kafka.securityProtocol }}
+{{- if not (has $p (list "PLAINTEXT" "SSL" "SASL_PLAINTEXT" "SASL_SSL")) }}
+{{- fail (printf "kafka.securityProtocol must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, not %q" $p) }}
+{{- end }}
+{{- $p }}
+{{- end }}
+{{- define "callpipe.kafkaTls" -}}
+{{- if has .Values.kafka.securityProtocol (list "SSL" "SASL_SSL") }}true{{ end }}
+{{- end }}
+
 {{/* envFrom + env wiring shared by every container running a service. */}}
 {{- define "callpipe.containerEnv" -}}
 envFrom:
@@ -111,6 +149,30 @@ env:
       secretKeyRef:
         name: {{ include "callpipe.databaseSecretName" .ctx }}
         key: {{ include "callpipe.databaseSecretKey" .ctx }}
+  {{- if hasPrefix "SASL_" .ctx.Values.kafka.securityProtocol }}
+  - name: KAFKA_SASL_PASSWORD
+    valueFrom:
+      secretKeyRef:
+        name: {{ required "kafka.sasl.existingSecret (the Secret holding the SASL password) is required with a SASL_* kafka.securityProtocol" .ctx.Values.kafka.sasl.existingSecret }}
+        key: {{ .ctx.Values.kafka.sasl.passwordKey }}
+  {{- end }}
+{{- end }}
+
+{{/* The Kafka TLS Secret as files, for the containers that talk to Kafka. */}}
+{{- define "callpipe.kafkaTlsVolumeMount" -}}
+{{- if and (include "callpipe.kafkaTls" .) .Values.kafka.tls.existingSecret }}
+- name: kafka-tls
+  mountPath: /etc/callpipe/kafka-tls
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- define "callpipe.kafkaTlsVolume" -}}
+{{- if and (include "callpipe.kafkaTls" .) .Values.kafka.tls.existingSecret }}
+- name: kafka-tls
+  secret:
+    secretName: {{ .Values.kafka.tls.existingSecret }}
+    defaultMode: 0440
+{{- end }}
 {{- end }}
 
 {{/* Roll the pods when their configuration changes (a Secret you manage is yours to roll). */}}
