@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -18,6 +19,7 @@ from services.gateway.config import GatewaySettings
 from tests.support import db
 from tests.support.gateway import PartnerCreds, create_partner, running_gateway
 from tests.support.infra import Infra, resolve_infra
+from tests.support.kafka import delete_topics_with_prefix
 
 
 @pytest.fixture(scope="session")
@@ -51,8 +53,14 @@ def isolated_database_url(infra: Infra, template_database: str) -> Iterator[str]
 
 
 @pytest.fixture
-def topic_prefix() -> str:
-    return f"t{uuid.uuid4().hex[:10]}."
+def topic_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh prefix for this test's topics and consumer groups. The topics are deleted
+    afterwards: every test creating its own would otherwise pile up thousands of partitions on
+    the shared broker over a run (the local broker's memory grows with them)."""
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    yield prefix
+    if "infra" in request.fixturenames:
+        asyncio.run(delete_topics_with_prefix(request.getfixturevalue("infra").kafka_bootstrap, prefix))
 
 
 @pytest.fixture

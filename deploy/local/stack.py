@@ -114,7 +114,7 @@ class KafkaNode:
     home: Path
     port: int
     controller_port: int
-    heap: str = "512m"
+    heap: str = "1g"
     # Server properties that replace or add to the defaults (tests: a SASL/TLS listener).
     overrides: dict[str, str] = field(default_factory=dict)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
 
@@ -35,3 +36,19 @@ async def consume(
     finally:
         await consumer.stop()
     return records
+
+
+async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> int:
+    """Delete every topic whose name starts with ``prefix`` (a test's own topics); returns how
+    many. Best effort: a broker that is down or slow only leaves them behind."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    try:
+        await admin.start()
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if doomed:
+            await admin.delete_topics(doomed, timeout_ms=15_000)
+        return len(doomed)
+    except Exception:
+        return 0
+    finally:
+        await admin.close()
