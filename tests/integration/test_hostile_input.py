@@ -293,7 +293,7 @@ async def test_the_same_words_inside_strings_are_fine(client: httpx.AsyncClient,
         ({"cursor": "WyIwMDAxLTAxLTAxVDAwOjAwOjAwKzAxOjAwIiwiYyJd"}, "cursor"),  # year 0 in UTC
         ({"cursor": "WyI5OTk5LTEyLTMxVDIzOjU5OjU5LTAxOjAwIiwiYyJd"}, "cursor"),  # year 10000 in UTC
         ({"cursor": "WyIyMDI2LTExLTIzVDEwOjAwOjAwKzAwOjAwIiwiXHUwMDAwIl0"}, "cursor"),  # U+0000 in the id
-        ({"cursor": "A" * 10_000}, "cursor"),
+        ({"cursor": "A" * 3000}, "cursor"),  # longer than any cursor, shorter than the URL limit
     ],
 )
 async def test_hostile_list_queries_are_validation_errors(
