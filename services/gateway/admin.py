@@ -7,6 +7,8 @@
     python -m services.gateway.admin key rotate PARTNER_ID [--grace-seconds 86400]
     python -m services.gateway.admin key revoke API_KEY
     python -m services.gateway.admin dev-partner --credentials-file .local/dev-credentials.env
+    python -m services.gateway.admin dashboard (allow-origin|disallow-origin) PARTNER_ID ORIGIN
+    python -m services.gateway.admin dashboard (origins|revoke-sessions) PARTNER_ID
 
 A secret is shown once, when it is issued; only its hash is stored.
 """
@@ -23,6 +25,7 @@ from typing import Any
 
 from services.common.db import create_pool
 from services.gateway.config import GatewaySettings
+from services.gateway.dashboard import admin as dashboard_admin
 from services.gateway.repository import GatewayRepository
 from services.gateway.security import IssuedCredential, issue_credential, new_partner_id, secret_matches
 
@@ -150,6 +153,14 @@ async def run(args: argparse.Namespace, settings: GatewaySettings) -> int:
                 _out({"api_key": args.api_key, "revoked": True})
             case ("dev-partner", _):
                 _out(await dev_partner(repo, Path(args.credentials_file)))
+            case ("dashboard", _):
+                env = {}
+                if args.action == "dev-token":
+                    env = await dev_partner(repo, dashboard_admin.credentials_path(args))
+                try:
+                    _out(await dashboard_admin.run(args, pool, settings, env))
+                except ValueError as exc:
+                    return _fail(str(exc))
     finally:
         await pool.close()
     return 0
@@ -182,6 +193,7 @@ def parser() -> argparse.ArgumentParser:
     dev = areas.add_parser("dev-partner", help="development partner and credentials (make up)")
     dev.add_argument("--credentials-file", default=".local/dev-credentials.env")
     dev.set_defaults(action=None)
+    dashboard_admin.add_commands(areas)
     return p
 
 

@@ -38,6 +38,8 @@ from services.common.worker import KafkaWorker
 from services.gateway import read_model
 from services.gateway.api import GatewayContext, json_response, router
 from services.gateway.config import GatewaySettings
+from services.gateway.dashboard import runtime as dashboard_runtime
+from services.gateway.dashboard.routes import router as dashboard_router
 from services.gateway.handlers import ConfigSnapshots, CredentialCache
 from services.gateway.models import BATCH, CONFIG
 from services.gateway.repository import GatewayRepository
@@ -206,10 +208,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         if worker is not None:
             worker.start()
         app.state.read_model = worker
+        dashboard = await dashboard_runtime.start(app, settings, projector=settings.read_model_enabled)
         log.info("gateway started", extra={"topic": topic, "read_model": worker is not None})
         try:
             yield
         finally:
+            await dashboard.aclose()
             if worker is not None:
                 await worker.stop()
             if model_pool is not None:
@@ -225,6 +229,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(dashboard_router)
     app.include_router(health_router())
 
     @app.exception_handler(StarletteHTTPException)

@@ -1,0 +1,63 @@
+"""What the gateway's lifespan starts for the dashboard: its connection pools, the blob store
+(recordings are read through it, never from another service's tables) and the projector."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.common.blobs import BlobStore, open_blob_store
+from services.common.db import create_pool
+from services.common.settings import BlobStoreSettings
+from services.gateway.config import GatewaySettings
+from services.gateway.dashboard.projector import projector_worker
+from services.gateway.dashboard.repository import DashboardRepository
+
+log = logging.getLogger("services.gateway.dashboard")
+
+#: Chart.js as `make install` puts it (npm ci, pinned by package-lock.json); served by the app.
+FRONTEND_DIR = Path(__file__).parent / "frontend"
+CHART_JS = FRONTEND_DIR / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"
+
+
+@dataclass
+class DashboardContext:
+    settings: GatewaySettings
+    repo: DashboardRepository
+    blobs: BlobStore
+    chart_js: Path | None
+
+
+async def start(app: FastAPI, settings: GatewaySettings, *, projector: bool) -> contextlib.AsyncExitStack:
+    """Open the dashboard's clients and store its context on ``app.state.dashboard``; the returned
+    stack closes everything (the lifespan awaits ``aclose()``)."""
+    stack = contextlib.AsyncExitStack()
+    try:
+        pool = await create_pool(
+            settings.database_url, settings.db_schema, min_size=1, max_size=4, app_name="gateway-dashboard"
+        )
+        stack.push_async_callback(pool.close)
+        blob_settings = BlobStoreSettings()
+        blobs = await open_blob_store(blob_settings, blob_settings.blob_root / ".dashboard")
+        stack.push_async_callback(blobs.close)
+        if projector:
+            # Its own small pool: folding events never waits for a page's connection.
+            fold_pool = await create_pool(
+                settings.database_url, settings.db_schema, min_size=1, max_size=4, app_name="gateway-dashboard-fold"
+            )
+            stack.push_async_callback(fold_pool.close)
+            worker = projector_worker(settings, DashboardRepository(fold_pool))
+            worker.start()
+            stack.push_async_callback(worker.stop)
+        chart_js = CHART_JS if CHART_JS.is_file() else None
+        if chart_js is None:
+            log.warning("Chart.js is not installed (make install runs npm ci): the dashboard shows no charts")
+        app.state.dashboard = DashboardContext(settings, DashboardRepository(pool), blobs, chart_js)
+    except BaseException:
+        await stack.aclose()
+        raise
+    return stack
