@@ -158,9 +158,7 @@ async def test_filters_agents_and_calls_table(repo: DashboardRepository, partner
     rest = handlers.parse_list_options({"sort": "score", "dir": "asc", "cursor": page["next_cursor"]}, [])
     page = await handlers.calls(repo, scope(partner_id), day_filters(), rest)
     assert [c["quality_score"] for c in page["calls"]] == [90.0] and page["next_cursor"] is None
-    found = await handlers.calls(
-        repo, scope(partner_id), day_filters(), handlers.parse_list_options({"q": "C1-"}, [])
-    )
+    found = await handlers.calls(repo, scope(partner_id), day_filters(), handlers.parse_list_options({"q": "C1-"}, []))
     assert [c["call_id"] for c in found["calls"]] == [f"c1-{partner_id}"]
     # An agent-scoped session sees its own agent only, whatever the filter asks, and no team.
     own = await handlers.agents(repo, scope(partner_id, "bob"), day_filters())
