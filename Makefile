@@ -23,7 +23,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
-install: $(VENV)/.installed ## Create the virtualenv and install the Python dependencies
+# The dashboard's front-end dependencies (Chart.js), exactly as package-lock.json pins them;
+# the gateway serves them itself, so nothing is fetched at run time.
+DASHBOARD_ASSETS := services/gateway/dashboard/frontend
+$(DASHBOARD_ASSETS)/node_modules/.installed: $(DASHBOARD_ASSETS)/package.json $(DASHBOARD_ASSETS)/package-lock.json
+	npm ci --prefix $(DASHBOARD_ASSETS) --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed $(DASHBOARD_ASSETS)/node_modules/.installed ## Create the virtualenv, install the Python and npm dependencies
 
 system-deps: ## Install PostgreSQL (Debian packages) if missing and fetch the Kafka jars
 	$(STACK) install
@@ -57,7 +64,7 @@ status: ## Show what is running
 logs: ## Follow the services' logs
 	tail -F .local/log/*.log
 
-test-tools: ## Install what the tests need beyond the stack (festival voices for speech)
+test-tools: ## Install what the tests need beyond the stack (festival voices for speech, Chromium)
 	$(STACK) install-test-tools
 
 test: install system-deps test-tools ## Run the whole test suite against real Kafka and PostgreSQL

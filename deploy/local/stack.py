@@ -282,11 +282,10 @@ def ensure_postgres_installed() -> None:
     subprocess.run(_privileged(["apt-get", "install", "-y", "-q", "postgresql"]), check=True, env=env)
 
 
-def ensure_test_audio_tools() -> None:
-    """Install festival and two voices (Debian packages) if missing: the tests synthesise speech."""
-    wanted = ["festival", "festvox-us-slt-hts", "festvox-kallpc16k"]
+def ensure_debian_packages(wanted: list[str], why: str) -> None:
+    """Install the Debian packages of ``wanted`` that are missing (``why`` says what for)."""
     if shutil.which("dpkg-query") is None:
-        log(f"not a Debian system: install {', '.join(wanted)} yourself; the speech tests skip without them")
+        log(f"not a Debian system: install {', '.join(wanted)} yourself; {why}")
         return
     missing = []
     for pkg in wanted:
@@ -295,13 +294,23 @@ def ensure_test_audio_tools() -> None:
             missing.append(pkg)
     if not missing:
         return
-    log(f"installing {' '.join(missing)} from the Debian packages (speech for the test recordings)")
+    log(f"installing {' '.join(missing)} from the Debian packages ({why})")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = _privileged(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing])
     # Refreshing the package lists is slow, so only when the cached ones no longer resolve.
     if subprocess.run(install, check=False, env=env).returncode != 0:
         subprocess.run(_privileged(["apt-get", "update", "-q"]), check=True, env=env)
         subprocess.run(install, check=True, env=env)
+
+
+def ensure_test_audio_tools() -> None:
+    """Install festival and two voices (Debian packages) if missing: the tests synthesise speech."""
+    ensure_debian_packages(["festival", "festvox-us-slt-hts", "festvox-kallpc16k"], "speech for the test recordings")
+
+
+def ensure_test_browser() -> None:
+    """Install Chromium (Debian package) if missing: the dashboard's browser tests drive it."""
+    ensure_debian_packages(["chromium"], "the dashboard's browser tests")
 
 
 def _pg_cluster() -> tuple[str, str]:
@@ -560,6 +569,7 @@ def main(argv: list[str] | None = None) -> int:
             ensure_kafka_jars()
         case "install-test-tools":
             ensure_test_audio_tools()
+            ensure_test_browser()
         case "up":
             ensure_postgres()
             kafka.start()
