@@ -238,7 +238,10 @@ INSERT INTO dashboard_calls AS d (
     partner_id, call_id, tenant_id, subtenant_id, agent_id, agent_name, customer_id, customer_name, started_at,
     duration_s, status, status_rank, intent, quality_score, score_sort, fatal_failed, talk_ratio, concerns,
     blob_uri, media_type, details
-) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::real, coalesce($14::real, -1), $15, $16, $17, $18, $19, $20)
+) VALUES (
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::real, coalesce($14::real, -1),
+    $15, $16, $17, $18, $19, $20
+)
 ON CONFLICT (partner_id, call_id) DO UPDATE SET
     agent_id = coalesce(d.agent_id, excluded.agent_id),
     agent_name = coalesce(d.agent_name, excluded.agent_name),

@@ -352,6 +352,8 @@ async def export_csv(request: Request) -> Response:
     except GatewayError as exc:
         return _error(exc)
     scope = handlers.scope_of(session.grant)
+    # A download is a navigation of the dashboard's frame: the embedding origins must be allowed.
+    origins = await ctx.repo.allowed_origins(session.grant.partner_id)
 
     async def rows() -> AsyncIterator[str]:
         buffer = io.StringIO()
@@ -372,7 +374,10 @@ async def export_csv(request: Request) -> Response:
     return StreamingResponse(
         rows(),
         media_type="text/csv; charset=utf-8",
-        headers=_headers(extra={"Content-Disposition": f'attachment; filename="{name}"'}),
+        headers=_headers(
+            f"default-src 'none'; frame-ancestors {handlers.frame_ancestors(origins)}",
+            {"Content-Disposition": f'attachment; filename="{name}"'},
+        ),
     )
 
 

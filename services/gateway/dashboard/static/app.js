@@ -71,7 +71,9 @@ function tell(type, detail) {
 
 let lastHeight = 0;
 function reportHeight() {
-  const height = Math.ceil(document.documentElement.scrollHeight);
+  // The content's own height (not the document's, which is at least the frame's): the host can
+  // shrink the frame as well as grow it.
+  const height = Math.ceil(document.body.getBoundingClientRect().height);
   if (height !== lastHeight) {
     lastHeight = height;
     tell("resize", { height });
@@ -205,6 +207,7 @@ function chart(label, summary, config) {
   const box = h("div", { class: "chart" }, canvas);
   if (window.Chart) {
     config.options = { responsive: true, maintainAspectRatio: false, animation: false, ...(config.options || {}) };
+    for (const dataset of config.data.datasets) if (config.type === "bar") dataset.maxBarThickness = 36;
     charts.push(new window.Chart(canvas, config));
   } else {
     box.replaceChildren(h("p", { class: "muted", text: summary }));
@@ -308,8 +311,9 @@ function sparkline(points) {
     const step = 116 / (values.length - 1);
     const coords = values.map((v, i) => `${(2 + i * step).toFixed(1)},${(26 - (v / 100) * 24).toFixed(1)}`);
     box.append(svg("polyline", { points: coords.join(" ") }));
+    return box;
   }
-  return box;
+  return h("span", { class: "muted", text: values.length ? `${values[0].toFixed(0)} (one week)` : "–" });
 }
 
 async function agentsPage(params) {
@@ -371,7 +375,28 @@ async function callsPage(params) {
   });
   const exportParams = filterParams(params);
   if (params.get("q")) exportParams.set("q", params.get("q"));
-  const exportLink = h("a", { class: "button secondary", href: `${API}/export.csv?${exportParams}`, download: "" }, "Export CSV");
+  // Fetched, then saved from a blob: a download navigation would not carry the session cookie,
+  // which the browser keeps partitioned to the embedding site.
+  const exportLink = h("button", { type: "button", class: "secondary" }, "Export CSV");
+  exportLink.addEventListener("click", async () => {
+    exportLink.disabled = true;
+    try {
+      const response = await fetch(`${API}/export.csv?${exportParams}`, { credentials: "same-origin" });
+      if (response.status === 401) { showExpired(); return; }
+      if (!response.ok) throw new Error(`Export failed (HTTP ${response.status})`);
+      const name = (response.headers.get("content-disposition") || "").match(/filename="([^"]+)"/);
+      const url = URL.createObjectURL(await response.blob());
+      const save = h("a", { href: url, download: name ? name[1] : "calls.csv" });
+      document.body.append(save);
+      save.click();
+      save.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (error) {
+      main.append(h("p", { class: "notice error", role: "alert", text: error.message }));
+    } finally {
+      exportLink.disabled = false;
+    }
+  });
   const title = h("h1", { text: "Calls" });
   const toolbar = h("div", { class: "toolbar" }, searchForm, h("span", { class: "spacer" }), exportLink);
   if (!data.calls.length) {
@@ -607,7 +632,7 @@ async function render() {
     if (mine === seq) main.removeAttribute("aria-busy");
   }
   tell("navigate", { page: page === "call" ? "call" : known, call_id: callId, path: location.hash });
-  reportHeight();
+  requestAnimationFrame(reportHeight);
 }
 
 async function start() {
