@@ -123,6 +123,7 @@ function fillFilters(params) {
   for (const key of FILTERS) {
     const field = form.elements[key];
     field.value = params.get(key) || (key === "from" ? range.from : key === "to" ? range.to : "");
+    if (key === "agent" && session && session.agent_id) field.value = session.agent_id;
   }
 }
 
@@ -225,7 +226,7 @@ function emptyState(title, lines, params, page) {
   return h("div", { class: "empty", role: "status" },
     h("h2", { text: title }),
     ...lines.map((line) => h("p", { text: line })),
-    filterParams(params).toString() ? reset : null);
+    filterParams(params).toString() || params.get("q") ? reset : null);
 }
 
 function rangeText(filters) {
@@ -243,7 +244,7 @@ async function overviewPage(params) {
   if (!t.calls) {
     return [title, emptyState(
       "No analysed calls to show yet",
-      [`No call finished between ${rangeText(data.filters)} with these filters.`,
+      [`No call finished from ${rangeText(data.filters)} with these filters.`,
         "Calls appear here once they are analysed (or have failed). Widen the date range, clear the filters, or send calls through the ingestion API."],
       params, "overview")];
   }
@@ -321,7 +322,7 @@ async function agentsPage(params) {
   const title = h("h1", { text: "Agents" });
   if (!data.agents.length) {
     return [title, emptyState("No agent has finished calls in this selection",
-      [`Nothing between ${rangeText(data.filters)} with these filters. Agents appear once one of their calls is analysed or has failed.`],
+      [`Nothing from ${rangeText(data.filters)} with these filters. Agents appear once one of their calls is analysed or has failed.`],
       params, "agents")];
   }
   const team = data.team;
@@ -401,8 +402,8 @@ async function callsPage(params) {
   const toolbar = h("div", { class: "toolbar" }, searchForm, h("span", { class: "spacer" }), exportLink);
   if (!data.calls.length) {
     const lines = params.get("q")
-      ? [`No call id or customer starts with “${params.get("q")}” between ${rangeText(data.filters)}.`]
-      : [`No call started between ${rangeText(data.filters)} with these filters.`, "Calls appear here as soon as they are received."];
+      ? [`No call id or customer starts with “${params.get("q")}” from ${rangeText(data.filters)}.`]
+      : [`No call started from ${rangeText(data.filters)} with these filters.`, "Calls appear here as soon as they are received."];
     return [title, toolbar, emptyState("No calls match", lines, params, "calls")];
   }
   const header = (key, label, numeric) => {
@@ -512,7 +513,11 @@ async function callPage(params, callId) {
       player.append(h("h3", { text: "Transcript" }), list);
     }
   } else {
-    player.append(h("p", { class: "muted", text: call.status === "failed" ? "The recording could not be fetched, so there is nothing to play." : "The recording is not available yet." }));
+    const why = {
+      failed: "The recording could not be fetched, so there is nothing to play.",
+      processing: "The recording is not available yet.",
+    }[call.status] || "The recording is not available.";
+    player.append(h("p", { class: "muted", text: why }));
     if (a && a.transcript.length) {
       player.append(h("h3", { text: "Transcript" }), h("ol", { class: "transcript" }, ...a.transcript.map((seg) =>
         h("li", {}, h("button", { type: "button", disabled: true }, h("span", { class: "time", text: fmt.clock(seg.start) }), h("span", { class: "speaker", text: seg.speaker }), h("span", { class: "cell-text", text: seg.text }))))));
@@ -603,7 +608,7 @@ function callbackPanel(call) {
 
 const PAGES = { overview: overviewPage, agents: agentsPage, calls: callsPage };
 
-async function render() {
+async function render(event) {
   const mine = ++seq;
   const { page, callId, params } = parseRoute();
   const known = page === "call" ? "calls" : PAGES[page] ? page : "overview";
@@ -623,6 +628,8 @@ async function render() {
     }
     charts = charts.filter((c) => (inContent(c) ? true : (c.destroy(), false)));
     main.replaceChildren(...content);
+    // After a navigation inside the app, keyboard and screen-reader users land on the new page.
+    if (event && event.type === "hashchange") main.focus({ preventScroll: true });
     document.title = `${page === "call" ? "Call" : known.charAt(0).toUpperCase() + known.slice(1)} · Call insights`;
   } catch (error) {
     if (mine !== seq) return;
@@ -648,6 +655,11 @@ async function start() {
   if (session.agent_id) scope.append(h("span", { class: "badge", text: `agent ${agentLabel(session.agent_id)}` }));
   if (session.read_only) scope.append(h("span", { class: "badge", text: "read-only" }));
   setupFilters();
+  // The skip link must not touch the fragment: the fragment is the route.
+  document.querySelector(".skip").addEventListener("click", (event) => {
+    event.preventDefault();
+    main.focus();
+  });
   window.addEventListener("hashchange", render);
   new ResizeObserver(reportHeight).observe(document.body);
   await render();
