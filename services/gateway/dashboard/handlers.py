@@ -27,14 +27,13 @@ from services.gateway.dashboard.repository import (
     Session,
     decode_cursor,
     encode_cursor,
+    weekly,
 )
 from services.gateway.errors import CallNotFound, ValidationFailed
 from services.gateway.models import MAX_TEXT
 
 TOKEN_PREFIX = "dt_"  # noqa: S105 - a prefix, not a secret
 DEFAULT_DAYS = 30
-#: Ranges longer than this are charted by week instead of by day.
-WEEKLY_AFTER_DAYS = 92
 PAGE_SIZE = 50
 MAX_PAGE = 200
 STATUSES = ("processing", "completed", "failed")
@@ -311,8 +310,8 @@ def _ratio(numerator: float, denominator: float, digits: int = 1) -> float | Non
 async def overview(repo: DashboardRepository, scope: Scope, filters: Filters) -> dict[str, Any]:
     """Calls over time (completed and failed), intent mix, average score trend, rate of calls
     that failed a fatal parameter, top concern categories, BANT coverage."""
-    weekly = (filters.date_to - filters.date_from).days + 1 > WEEKLY_AFTER_DAYS
-    series, mix = await repo.overview(scope, filters, weekly)
+    by_week = weekly(filters)
+    series, mix = await repo.overview(scope, filters)
     calls = sum(int(r["calls"]) for r in mix)
     completed = sum(int(r["calls"]) for r in mix if r["status"] == "completed")
     scored = sum(int(r["scored"]) for r in mix)
@@ -335,7 +334,7 @@ async def overview(repo: DashboardRepository, scope: Scope, filters: Filters) ->
     ]
     return {
         "filters": _filters_view(filters),
-        "bucket": "week" if weekly else "day",
+        "bucket": "week" if by_week else "day",
         "totals": {
             "calls": calls,
             "completed": completed,

@@ -136,14 +136,40 @@ def _scoped(w: _Where, scope: Scope, table: str = "") -> None:
     w.add(f"{p}subtenant_id = {w.param(scope.subtenant_id)}")
 
 
+#: Ranges longer than this read whole weeks from the weekly grains (and chart by week).
+WEEKLY_AFTER_DAYS = 92
+
+
+def weekly(filters: Filters) -> bool:
+    return (filters.date_to - filters.date_from).days + 1 > WEEKLY_AFTER_DAYS
+
+
+def monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
 def agg_where(scope: Scope, filters: Filters, *, params: bool = False) -> _Where:
-    """The aggregate rows matching the filters, at the coarsest level that can answer them."""
-    detailed = filters.score_band is not None or filters.length_band is not None or (params and bool(filters.intent))
+    """The aggregate rows matching the filters, at the coarsest grains that can answer them (see
+    ``010_dashboard.sql``): bands only when a band is filtered on (or, for rubric parameters, the
+    intent), weeks for the whole weeks of a long range and days for its ragged ends."""
+    banded = filters.score_band is not None or filters.length_band is not None or (params and bool(filters.intent))
+    day_grain, week_grain = (1, 3) if banded else (0, 2)
     w = _Where()
     _scoped(w, scope)
-    w.add(f"detailed = {w.param(detailed)}")
-    w.add(f"day >= {w.param(filters.date_from)}")
-    w.add(f"day <= {w.param(filters.date_to)}")
+    start, end = filters.date_from, filters.date_to
+    first_week = monday(start + timedelta(days=6))  # the first Monday on or after the start
+    end_week = monday(end + timedelta(days=1))  # the Monday after the last whole week
+    if weekly(filters) and first_week < end_week:
+        w.add(
+            f"grain IN ({w.param(day_grain)}, {w.param(week_grain)})"
+            f" AND ((grain = {w.param(day_grain)} AND ((day >= {w.param(start)} AND day < {w.param(first_week)})"
+            f" OR (day >= {w.param(end_week)} AND day <= {w.param(end)})))"
+            f" OR (grain = {w.param(week_grain)} AND day >= {w.param(first_week)} AND day < {w.param(end_week)}))"
+        )
+    else:
+        w.add(f"grain = {w.param(day_grain)}")
+        w.add(f"day >= {w.param(start)}")
+        w.add(f"day <= {w.param(end)}")
     agent, outside = _agent(scope, filters)
     if outside:
         w.add("false")
@@ -166,7 +192,7 @@ def agg_where(scope: Scope, filters: Filters, *, params: bool = False) -> _Where
     return w
 
 
-def calls_where(scope: Scope, filters: Filters, search: str | None) -> _Where:
+def calls_where(scope: Scope, filters: Filters, search: str | None, candidates: list[str] | None = None) -> _Where:
     w = _Where()
     _scoped(w, scope)
     start = datetime.combine(filters.date_from, datetime.min.time(), UTC)
@@ -195,12 +221,29 @@ def calls_where(scope: Scope, filters: Filters, search: str | None) -> _Where:
         w.add(f"duration_s >= {w.param(low)}")
         if high != float("inf"):
             w.add(f"duration_s < {w.param(high)}")
-    if search:
+    if candidates is not None:
+        w.add(f"call_id = ANY({w.param(candidates)}::text[])")
+    elif search:
         prefix = w.param(_like_prefix(search.lower()))
         w.add(
             f"(lower(call_id) LIKE {prefix} OR lower(customer_id) LIKE {prefix} OR lower(customer_name) LIKE {prefix})"
         )
     return w
+
+
+#: A search whose prefix matches at most this many calls is answered from its matches (three
+#: index range scans); a broader one by filtering the sorted scan, which fills a page quickly.
+SEARCH_CANDIDATES = 2000
+_SEARCH = """
+(SELECT call_id FROM dashboard_calls WHERE partner_id = $1 AND tenant_id = $2 AND subtenant_id = $3
+   AND lower(call_id) LIKE $4 LIMIT $5)
+UNION
+(SELECT call_id FROM dashboard_calls WHERE partner_id = $1 AND tenant_id = $2 AND subtenant_id = $3
+   AND lower(customer_id) LIKE $4 LIMIT $5)
+UNION
+(SELECT call_id FROM dashboard_calls WHERE partner_id = $1 AND tenant_id = $2 AND subtenant_id = $3
+   AND lower(customer_name) LIKE $4 LIMIT $5)
+"""
 
 
 def _like_prefix(text: str) -> str:
@@ -286,13 +329,13 @@ RETURNING tenant_id, subtenant_id, agent_id, started_at, duration_s, status, int
 
 _ADD_AGG = """
 INSERT INTO dashboard_agg AS a (
-    partner_id, tenant_id, subtenant_id, detailed, day, agent_id, status, intent, score_band, length_band,
+    partner_id, tenant_id, subtenant_id, grain, day, agent_id, status, intent, score_band, length_band,
     calls, scored, score_sum, fatal_failed, talk_n, talk_sum, duration_sum,
     bant_needs, bant_budget, bant_authority, bant_timeline,
     c_pricing, c_functionality, c_integration, c_timing, c_competition, c_trust, c_authority, c_other
 ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
           $21, $22, $23, $24, $25, $26, $27, $28)
-ON CONFLICT (partner_id, tenant_id, subtenant_id, detailed, day, agent_id, status, intent, score_band, length_band)
+ON CONFLICT (partner_id, tenant_id, subtenant_id, grain, day, agent_id, status, intent, score_band, length_band)
 DO UPDATE SET
     calls = a.calls + 1, scored = a.scored + excluded.scored, score_sum = a.score_sum + excluded.score_sum,
     fatal_failed = a.fatal_failed + excluded.fatal_failed, talk_n = a.talk_n + excluded.talk_n,
@@ -308,10 +351,10 @@ DO UPDATE SET
 
 _ADD_PARAM = """
 INSERT INTO dashboard_agg_params AS p (
-    partner_id, tenant_id, subtenant_id, detailed, day, agent_id, intent, score_band, length_band, parameter,
+    partner_id, tenant_id, subtenant_id, grain, day, agent_id, intent, score_band, length_band, parameter,
     n, score_sum, max_sum
 ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12)
-ON CONFLICT (partner_id, tenant_id, subtenant_id, detailed, day, agent_id, intent, score_band, length_band, parameter)
+ON CONFLICT (partner_id, tenant_id, subtenant_id, grain, day, agent_id, intent, score_band, length_band, parameter)
 DO UPDATE SET n = p.n + 1, score_sum = p.score_sum + excluded.score_sum, max_sum = p.max_sum + excluded.max_sum
 """
 
@@ -344,7 +387,7 @@ def _call_args(f: CallFact) -> tuple[Any, ...]:
 def aggregate_rows(
     partner_id: str, counted: asyncpg.Record | dict[str, Any], fact: CallFact
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """The aggregate and rubric-parameter rows one finished call adds (both levels), in key
+    """The aggregate and rubric-parameter rows one finished call adds (all four grains), in key
     order, so concurrent folds lock rows in the same order."""
     day = counted["started_at"].astimezone(UTC).date()
     status = counted["status"]
@@ -366,16 +409,19 @@ def aggregate_rows(
         *(int(name in concerns) for name, _ in _CONCERN_COLUMNS),
     )
     base = (partner_id, counted["tenant_id"], counted["subtenant_id"])
+    agent = counted["agent_id"]
+    # (grain, bucket, banded): day and week buckets, with and without the bands.
+    grains = ((0, day, False), (1, day, True), (2, monday(day), False), (3, monday(day), True))
     agg = [
-        (*base, False, day, counted["agent_id"], status, intent, -1, -1, *measures),
-        (*base, True, day, counted["agent_id"], status, intent, sband, lband, *measures),
+        (*base, grain, bucket, agent, status, intent, *((sband, lband) if banded else (-1, -1)), *measures)
+        for grain, bucket, banded in grains
     ]
     params: list[tuple[Any, ...]] = []
     if completed:
-        for detailed in (False, True):
-            keys = (intent, sband, lband) if detailed else ("*", -1, -1)
+        for grain, bucket, banded in grains:
+            keys = (intent, sband, lband) if banded else ("*", -1, -1)
             params.extend(
-                (*base, detailed, day, counted["agent_id"], *keys, p.parameter, p.score, p.max_score)
+                (*base, grain, bucket, agent, *keys, p.parameter, p.score, p.max_score)
                 for p in sorted(fact.params, key=lambda p: p.parameter)
             )
     return agg, params
@@ -533,9 +579,9 @@ class DashboardRepository:
         )
         return [dict(r) for r in rows]
 
-    async def overview(self, scope: Scope, filters: Filters, weekly: bool) -> tuple[list[dict[str, Any]], ...]:
+    async def overview(self, scope: Scope, filters: Filters) -> tuple[list[dict[str, Any]], ...]:
         w = agg_where(scope, filters)
-        bucket = "date_trunc('week', day)::date" if weekly else "day"
+        bucket = "date_trunc('week', day)::date" if weekly(filters) else "day"
         series_sql = (
             f"SELECT {bucket} AS bucket,"  # noqa: S608 - fixed fragments
             " sum(calls) FILTER (WHERE status = 'completed') AS completed,"
@@ -593,7 +639,7 @@ class DashboardRepository:
         after: tuple[Any, str] | None,
         limit: int,
     ) -> list[dict[str, Any]]:
-        w = calls_where(scope, filters, search)
+        w = calls_where(scope, filters, search, await self._candidates(scope, search))
         column = SORT_COLUMNS[sort]
         if after is not None:
             op = "<" if descending else ">"
@@ -609,7 +655,7 @@ class DashboardRepository:
         self, scope: Scope, filters: Filters, *, search: str | None, limit: int, chunk: int = 2000
     ) -> AsyncIterator[Sequence[asyncpg.Record]]:
         """The filtered calls, newest first, in chunks (a server-side cursor: memory stays flat)."""
-        w = calls_where(scope, filters, search)
+        w = calls_where(scope, filters, search, await self._candidates(scope, search))
         sql = (
             f"SELECT {_LIST_COLUMNS} FROM dashboard_calls WHERE {w.sql()}"  # noqa: S608 - fixed fragments
             f" ORDER BY started_at DESC, call_id DESC LIMIT {w.param(limit)}"
@@ -618,6 +664,20 @@ class DashboardRepository:
             cursor = await conn.cursor(sql, *w.args)
             while rows := await cursor.fetch(chunk):
                 yield rows
+
+    async def _candidates(self, scope: Scope, search: str | None) -> list[str] | None:
+        """The calls a selective search matches, or None (no search, or too many to list)."""
+        if not search:
+            return None
+        rows = await self._pool.fetch(
+            _SEARCH,
+            scope.partner_id,
+            scope.tenant_id,
+            scope.subtenant_id,
+            _like_prefix(search.lower()),
+            SEARCH_CANDIDATES + 1,
+        )
+        return [r["call_id"] for r in rows] if len(rows) <= SEARCH_CANDIDATES else None
 
     async def call_detail(self, scope: Scope, call_id: str) -> dict[str, Any] | None:
         """The call's dashboard row joined with its status read-model row (None outside the scope)."""

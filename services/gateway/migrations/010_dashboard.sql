@@ -100,15 +100,19 @@ CREATE TABLE dashboard_agents (
     PRIMARY KEY (partner_id, tenant_id, subtenant_id, agent_id)
 );
 
--- Aggregates of finished calls (completed or failed), added to once per call. Two levels:
--- detailed = false rolls up the score and length bands (score_band = length_band = -1), so
--- pages without those filters read few rows; detailed = true keeps them, for pages that filter
--- on them. intent '' = none (failed calls).
+-- Aggregates of finished calls (completed or failed), added to once per call, at four grains,
+-- so that a page reads few rows whatever its filters and range:
+--   0: day,  agent, status, intent                  (score_band = length_band = -1)
+--   1: day,  agent, status, intent, score and length bands
+--   2: week, agent, status, intent                  (day = the week's Monday; bands -1)
+--   3: week, agent, status, intent, score and length bands
+-- A range longer than a quarter reads whole weeks from grains 2/3 and its ragged ends from 0/1.
+-- intent '' = none (failed calls).
 CREATE TABLE dashboard_agg (
     partner_id     text NOT NULL,
     tenant_id      text NOT NULL,
     subtenant_id   text NOT NULL,
-    detailed       boolean NOT NULL,
+    grain          smallint NOT NULL,
     day            date NOT NULL,
     agent_id       text NOT NULL,
     status         text NOT NULL,
@@ -134,20 +138,20 @@ CREATE TABLE dashboard_agg (
     c_trust         integer NOT NULL,
     c_authority     integer NOT NULL,
     c_other         integer NOT NULL,
-    PRIMARY KEY (partner_id, tenant_id, subtenant_id, detailed, day, agent_id, status, intent, score_band, length_band)
+    PRIMARY KEY (partner_id, tenant_id, subtenant_id, grain, day, agent_id, status, intent, score_band, length_band)
 );
 CREATE INDEX dashboard_agg_score_band_idx
-    ON dashboard_agg (partner_id, tenant_id, subtenant_id, score_band, day) WHERE detailed;
+    ON dashboard_agg (partner_id, tenant_id, subtenant_id, grain, score_band, day) WHERE grain IN (1, 3);
 CREATE INDEX dashboard_agg_length_band_idx
-    ON dashboard_agg (partner_id, tenant_id, subtenant_id, length_band, day) WHERE detailed;
+    ON dashboard_agg (partner_id, tenant_id, subtenant_id, grain, length_band, day) WHERE grain IN (1, 3);
 
--- Rubric parameters of completed calls, same idea: detailed = false keeps day and agent only
--- (intent '*', bands -1); detailed = true adds intent and the bands.
+-- Rubric parameters of completed calls, at the same four grains; grains 0 and 2 keep day (or
+-- week) and agent only (intent '*', bands -1), grains 1 and 3 add the intent and the bands.
 CREATE TABLE dashboard_agg_params (
     partner_id   text NOT NULL,
     tenant_id    text NOT NULL,
     subtenant_id text NOT NULL,
-    detailed     boolean NOT NULL,
+    grain        smallint NOT NULL,
     day          date NOT NULL,
     agent_id     text NOT NULL,
     intent       text NOT NULL,
@@ -157,5 +161,7 @@ CREATE TABLE dashboard_agg_params (
     n            integer NOT NULL,
     score_sum    double precision NOT NULL,
     max_sum      double precision NOT NULL,
-    PRIMARY KEY (partner_id, tenant_id, subtenant_id, detailed, day, agent_id, intent, score_band, length_band, parameter)
+    PRIMARY KEY (partner_id, tenant_id, subtenant_id, grain, day, agent_id, intent, score_band, length_band, parameter)
 );
+CREATE INDEX dashboard_agg_params_score_band_idx
+    ON dashboard_agg_params (partner_id, tenant_id, subtenant_id, grain, score_band, day) WHERE grain IN (1, 3);

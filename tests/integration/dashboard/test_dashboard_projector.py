@@ -5,10 +5,11 @@ same event is folded concurrently)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -165,3 +166,41 @@ async def test_filters_agents_and_calls_table(repo: DashboardRepository, partner
     assert [a["agent_id"] for a in own["agents"]] == ["bob"] and own["team"] is None
     other = await handlers.overview(repo, scope(partner_id, "bob"), day_filters(agent_id="ann"))
     assert other["totals"]["calls"] == 0
+
+
+async def test_long_ranges_add_whole_weeks_and_ragged_ends_exactly(repo: DashboardRepository, partner_id: str) -> None:
+    """Ranges over a quarter read the weekly grains for whole weeks and the daily ones for the
+    ends: every range must count exactly the calls that started in it."""
+    rng = random.Random(3)
+    first = date(2023, 1, 1)
+    days = [rng.randrange(0, 200) for _ in range(40)]
+    for n, offset in enumerate(days):
+        start = datetime.combine(first + timedelta(days=offset), datetime.min.time(), UTC) + timedelta(hours=n % 20)
+        call = ingested(
+            partner_id,
+            agent__id=f"agent-{n % 4}",
+            call__start_time=iso(start),
+            call__end_time=iso(start + timedelta(minutes=1 + n)),
+        )
+        await fold(repo, call, analyzed(call, at(10), score=float(30 + n)))
+    for _ in range(12):
+        a, b = sorted(rng.sample(range(0, 200), 2))
+        if b - a < 93:
+            b = min(a + 93 + rng.randrange(0, 100), 230)
+        window = Filters(first + timedelta(days=a), first + timedelta(days=b))
+        expected = sum(a <= d <= b for d in days)
+        data = await handlers.overview(repo, scope(partner_id), window)
+        assert data["bucket"] == "week"
+        assert data["totals"]["calls"] == expected, (a, b)
+        assert sum(p["completed"] for p in data["series"]) == expected
+        agents = await handlers.agents(repo, scope(partner_id), window)
+        assert sum(x["calls"] for x in agents["agents"]) == expected
+        banded = [
+            await handlers.overview(repo, scope(partner_id), dataclasses.replace(window, score_band=s))
+            for s in range(5)
+        ]
+        assert sum(d["totals"]["calls"] for d in banded) == expected
+
+
+def iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
