@@ -50,6 +50,8 @@ up: install infra-up migrate ## Install, start Kafka, PostgreSQL and every servi
 	@$(PY) -m deploy.local.dev_tls
 	$(STACK) services-up
 	@$(PY) -m services.gateway.admin dev-partner --credentials-file .local/dev-credentials.env >/dev/null
+	@$(PY) -m services.gateway.admin dashboard dev-token --credentials-file .local/dev-credentials.env \
+	  > .local/dashboard-token.json
 	@$(STACK) welcome
 
 demo: up test-tools ## Submit three synthesised calls to the running stack and print their signed callbacks

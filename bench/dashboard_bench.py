@@ -38,6 +38,7 @@ from services.gateway.dashboard import handlers
 from services.gateway.dashboard.repository import DashboardRepository, Grant
 
 PORT = 18410
+DATABASE = "callpipe_bench_dashboard"
 PARTNER, TENANT, SUBTENANT = "ptn_bench", "tenant1", "subtenant1"
 AGENTS = 50
 PARAMETERS = [
@@ -330,13 +331,24 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1] if len(values) >= 2 else values[0]
 
 
-async def run(calls: int, requests: int) -> dict[str, Any]:
+async def run(calls: int, requests: int, reuse: bool) -> dict[str, Any]:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     now = datetime.now(UTC).replace(microsecond=0)
-    db_url = await fresh_database("callpipe_bench_dashboard", ["gateway"])
-    t0 = time.monotonic()
-    seeded = await seed(db_url, calls, now)
-    seeded["total_seconds"] = round(time.monotonic() - t0, 1)
+    if reuse:  # measure again on the database a previous run seeded (same data, same "now")
+        db_url = stack.database_url(DATABASE)
+        conn = await asyncpg.connect(db_url)
+        try:
+            latest = await conn.fetchval("SELECT max(started_at) FROM gateway.dashboard_calls")
+            calls = int(await conn.fetchval("SELECT count(*) FROM gateway.dashboard_calls"))
+        finally:
+            await conn.close()
+        now = latest.astimezone(UTC)
+        seeded: dict[str, Any] = {"reused": DATABASE, "total_seconds": 0.0, "agg_rows_by_grain": "as seeded"}
+    else:
+        db_url = await fresh_database(DATABASE, ["gateway"])
+        t0 = time.monotonic()
+        seeded = await seed(db_url, calls, now)
+        seeded["total_seconds"] = round(time.monotonic() - t0, 1)
     env = {
         "DATABASE_URL": db_url,
         "KAFKA_BOOTSTRAP_SERVERS": stack.default_kafka().bootstrap,
@@ -393,11 +405,12 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument("--reuse", action="store_true", help="measure again on the last seeded database")
     args = parser.parse_args()
     stack.ensure_postgres()
     stack.default_kafka().start()
     OUT.mkdir(parents=True, exist_ok=True)
-    result = asyncio.run(run(args.calls, args.requests))
+    result = asyncio.run(run(args.calls, args.requests, args.reuse))
     (OUT / f"dashboard-{result['started']}.json").write_text(json.dumps(result, indent=2))
     s = result["seed"]
     lines = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -533,6 +534,14 @@ curl -X POST \\
 Events land on Kafka ({default_kafka().bootstrap}) in calls.ingested.v1; the fetcher downloads each recording
 into .local/blobs and publishes calls.fetched.v1, or calls.failed.v1 with the reason (example.com's
 recording does not exist, so this one ends as a failure). `make down` stops everything.
+""")
+    dashboard = STATE / "dashboard-token.json"
+    if dashboard.exists():
+        url = json.loads(dashboard.read_text())["url"]
+        print(f"""The insights dashboard, with a development token (it works once, within 24 hours; `make demo`
+fills it with three analysed calls; docs/dashboard.md explains embedding it):
+
+  {url}
 """)
 
 

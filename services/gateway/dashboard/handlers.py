@@ -375,20 +375,25 @@ async def agents(repo: DashboardRepository, scope: Scope, filters: Filters) -> d
         filters.score_band,
         filters.length_band,
     )
-    totals, trend, params = await repo.agent_stats(scope, unfiltered)
+    weekly_rows, params = await repo.agent_stats(scope, unfiltered)
     names = {a["agent_id"]: a["agent_name"] for a in await repo.agents(scope)}
-    team_scored = sum(int(r["scored"] or 0) for r in totals)
-    team_score = _ratio(sum(float(r["score_sum"] or 0) for r in totals), team_scored)
+    sums = ("calls", "completed", "scored", "score_sum", "talk_n", "talk_sum", "fatal_failed")
+    per_agent: dict[str, dict[str, float]] = {}
+    weeks: dict[str, list[dict[str, Any]]] = {}
+    for t in weekly_rows:
+        acc = per_agent.setdefault(t["agent_id"], dict.fromkeys(sums, 0.0))
+        for key in sums:
+            acc[key] += float(t[key] or 0)
+        average = _ratio(float(t["score_sum"] or 0), float(t["scored"] or 0))
+        weeks.setdefault(t["agent_id"], []).append({"week": t["week"].isoformat(), "average_score": average})
+    totals: list[dict[str, Any]] = [{"agent_id": agent_id, **acc} for agent_id, acc in per_agent.items()]
+    team_scored = sum(r["scored"] for r in totals)
+    team_score = _ratio(sum(r["score_sum"] for r in totals), team_scored)
     team_params: dict[str, list[float]] = {}
     for p in params:
-        acc = team_params.setdefault(p["parameter"], [0.0, 0.0])
-        acc[0] += float(p["score_sum"])
-        acc[1] += float(p["max_sum"])
-    weeks: dict[str, list[dict[str, Any]]] = {}
-    for t in trend:
-        weeks.setdefault(t["agent_id"], []).append(
-            {"week": t["week"].isoformat(), "average_score": _ratio(float(t["score_sum"]), float(t["scored"]))}
-        )
+        acc2 = team_params.setdefault(p["parameter"], [0.0, 0.0])
+        acc2[0] += float(p["score_sum"])
+        acc2[1] += float(p["max_sum"])
     by_agent: dict[str, list[dict[str, Any]]] = {}
     for p in params:
         by_agent.setdefault(p["agent_id"], []).append(p)

@@ -7,6 +7,7 @@ dashboard's own tables, folded by ``projector``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -597,36 +598,28 @@ class DashboardRepository:
             " sum(bant_authority) AS bant_authority, sum(bant_timeline) AS bant_timeline, "
             f"{concern_sums} FROM dashboard_agg WHERE {w.sql()} GROUP BY intent, status"
         )
-        async with self._pool.acquire() as conn:
-            series = await conn.fetch(series_sql, *w.args)
-            mix = await conn.fetch(mix_sql, *w.args)
+        # Two connections: both scans run at once.
+        series, mix = await asyncio.gather(self._pool.fetch(series_sql, *w.args), self._pool.fetch(mix_sql, *w.args))
         return [dict(r) for r in series], [dict(r) for r in mix]
 
-    async def agent_stats(
-        self, scope: Scope, filters: Filters
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    async def agent_stats(self, scope: Scope, filters: Filters) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Per agent and week (the page adds the weeks up), and per agent and rubric parameter."""
         w = agg_where(scope, filters)
-        totals_sql = (
-            "SELECT agent_id, sum(calls) AS calls,"  # noqa: S608 - fixed fragments
-            " sum(calls) FILTER (WHERE status = 'completed') AS completed,"
-            " sum(scored) AS scored, sum(score_sum) AS score_sum, sum(talk_n) AS talk_n, sum(talk_sum) AS talk_sum,"
-            " sum(fatal_failed) AS fatal_failed"
-            f" FROM dashboard_agg WHERE {w.sql()} GROUP BY agent_id"
-        )
-        trend_sql = (
-            "SELECT agent_id, date_trunc('week', day)::date AS week, sum(scored) AS scored,"  # noqa: S608
-            f" sum(score_sum) AS score_sum FROM dashboard_agg WHERE {w.sql()} GROUP BY 1, 2 ORDER BY 2"
+        weekly_sql = (
+            "SELECT agent_id, date_trunc('week', day)::date AS week, sum(calls) AS calls,"  # noqa: S608
+            " sum(calls) FILTER (WHERE status = 'completed') AS completed, sum(scored) AS scored,"
+            " sum(score_sum) AS score_sum, sum(talk_n) AS talk_n, sum(talk_sum) AS talk_sum,"
+            f" sum(fatal_failed) AS fatal_failed FROM dashboard_agg WHERE {w.sql()} GROUP BY 1, 2 ORDER BY 2"
         )
         p = agg_where(scope, filters, params=True)
         params_sql = (
             "SELECT agent_id, parameter, sum(n) AS n, sum(score_sum) AS score_sum, sum(max_sum) AS max_sum"  # noqa: S608
             f" FROM dashboard_agg_params WHERE {p.sql()} GROUP BY 1, 2"
         )
-        async with self._pool.acquire() as conn:
-            totals = await conn.fetch(totals_sql, *w.args)
-            trend = await conn.fetch(trend_sql, *w.args)
-            params = await conn.fetch(params_sql, *p.args)
-        return [dict(r) for r in totals], [dict(r) for r in trend], [dict(r) for r in params]
+        weeks, params = await asyncio.gather(
+            self._pool.fetch(weekly_sql, *w.args), self._pool.fetch(params_sql, *p.args)
+        )
+        return [dict(r) for r in weeks], [dict(r) for r in params]
 
     async def list_calls(
         self,
