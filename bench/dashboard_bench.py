@@ -152,20 +152,22 @@ partner_id, tenant_id, subtenant_id, grain, day, agent_id, status, intent, score
 calls, scored, score_sum, fatal_failed, talk_n, talk_sum, duration_sum, bant_needs, bant_budget, bant_authority,
 bant_timeline, c_pricing, c_functionality, c_integration, c_timing, c_competition, c_trust, c_authority, c_other
 """
-_AGG = f"""
-INSERT INTO dashboard_agg ({_AGG_COLUMNS})
-SELECT $1, $2, $3, 0, day, agent_id, status, coalesce(intent, ''), -1, -1, {_MEASURES}
-FROM bench_calls GROUP BY day, agent_id, status, coalesce(intent, '')
-UNION ALL
-SELECT $1, $2, $3, 1, day, agent_id, status, coalesce(intent, ''), score_band, length_band, {_MEASURES}
-FROM bench_calls GROUP BY day, agent_id, status, coalesce(intent, ''), score_band, length_band
-UNION ALL
-SELECT $1, $2, $3, 2, week, agent_id, status, coalesce(intent, ''), -1, -1, {_MEASURES}
-FROM bench_calls GROUP BY week, agent_id, status, coalesce(intent, '')
-UNION ALL
-SELECT $1, $2, $3, 3, week, agent_id, status, coalesce(intent, ''), score_band, length_band, {_MEASURES}
-FROM bench_calls GROUP BY week, agent_id, status, coalesce(intent, ''), score_band, length_band
-"""  # noqa: S608 - constant fragments
+# Every grain of the projector (``repository.AGG_GRAINS``): CUBE over the optional bands, by day
+# and by week; GROUPING() says which dimensions a row keeps.
+_AGG_GRAIN = """
+    SELECT {week} + CASE WHEN GROUPING(score_band) = 0 THEN 4 ELSE 0 END
+                  + CASE WHEN GROUPING(length_band) = 0 THEN 8 ELSE 0 END AS grain,
+           {bucket} AS bucket, agent_id, status, coalesce(intent, '') AS intent,
+           coalesce(score_band, -1) AS sb, coalesce(length_band, -1) AS lb, {measures}
+    FROM bench_calls GROUP BY {bucket}, agent_id, status, coalesce(intent, ''), CUBE(score_band, length_band)
+"""
+_AGG = (
+    f"INSERT INTO dashboard_agg ({_AGG_COLUMNS}) SELECT $1, $2, $3, g.* FROM ("  # noqa: S608 - constant fragments
+    + _AGG_GRAIN.format(week=0, bucket="day", measures=_MEASURES)
+    + " UNION ALL "
+    + _AGG_GRAIN.format(week=1, bucket="week", measures=_MEASURES)
+    + ") g"
+)
 # Six rubric parameters per scored call; each call's scores drawn once, then added up per level.
 _PARAMS = """
 CREATE UNLOGGED TABLE bench_params AS
@@ -174,23 +176,22 @@ SELECT b.day, b.week, b.agent_id, b.intent, b.score_band, b.length_band, p.name 
 FROM bench_calls b CROSS JOIN unnest($1::text[]) AS p(name)
 WHERE b.status = 'completed' AND b.score IS NOT NULL
 """
-_AGG_PARAMS = """
-INSERT INTO dashboard_agg_params (
-    partner_id, tenant_id, subtenant_id, grain, day, agent_id, intent, score_band, length_band, parameter,
-    n, score_sum, max_sum
-)
-SELECT $1, $2, $3, 0, day, agent_id, '*', -1, -1, parameter, count(*), sum(score), 10 * count(*)
-FROM bench_params GROUP BY day, agent_id, parameter
-UNION ALL
-SELECT $1, $2, $3, 1, day, agent_id, intent, score_band, length_band, parameter, count(*), sum(score), 10 * count(*)
-FROM bench_params GROUP BY day, agent_id, intent, score_band, length_band, parameter
-UNION ALL
-SELECT $1, $2, $3, 2, week, agent_id, '*', -1, -1, parameter, count(*), sum(score), 10 * count(*)
-FROM bench_params GROUP BY week, agent_id, parameter
-UNION ALL
-SELECT $1, $2, $3, 3, week, agent_id, intent, score_band, length_band, parameter, count(*), sum(score), 10 * count(*)
-FROM bench_params GROUP BY week, agent_id, intent, score_band, length_band, parameter
+_PARAM_GRAIN = """
+    SELECT {week} + CASE WHEN GROUPING(intent) = 0 THEN 2 ELSE 0 END
+                  + CASE WHEN GROUPING(score_band) = 0 THEN 4 ELSE 0 END
+                  + CASE WHEN GROUPING(length_band) = 0 THEN 8 ELSE 0 END AS grain,
+           {bucket} AS bucket, agent_id, coalesce(intent, '*') AS intent, coalesce(score_band, -1) AS sb,
+           coalesce(length_band, -1) AS lb, parameter, count(*) AS n, sum(score) AS score_sum, 10 * count(*) AS max_sum
+    FROM bench_params GROUP BY {bucket}, agent_id, parameter, CUBE(intent, score_band, length_band)
 """
+_AGG_PARAMS = (
+    "INSERT INTO dashboard_agg_params (partner_id, tenant_id, subtenant_id, grain, day, agent_id, intent,"  # noqa: S608
+    " score_band, length_band, parameter, n, score_sum, max_sum) SELECT $1, $2, $3, g.* FROM ("
+    + _PARAM_GRAIN.format(week=0, bucket="day")
+    + " UNION ALL "
+    + _PARAM_GRAIN.format(week=1, bucket="week")
+    + ") g"
+)
 
 
 async def seed(db_url: str, calls: int, now: datetime) -> dict[str, Any]:

@@ -149,12 +149,24 @@ def monday(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
+#: Bits of ``grain`` (see ``010_dashboard.sql``).
+WEEK, INTENT, SCORE_BAND, LENGTH_BAND = 1, 2, 4, 8
+#: The grains each finished call is added to: every combination of the optional dimensions, by
+#: day and by week (the call aggregates always keep the intent, so it is not optional there).
+AGG_GRAINS = tuple(m | t for m in (0, SCORE_BAND, LENGTH_BAND, SCORE_BAND | LENGTH_BAND) for t in (0, WEEK))
+PARAM_GRAINS = tuple(m | t for m in range(0, INTENT | SCORE_BAND | LENGTH_BAND + 1, INTENT) for t in (0, WEEK))
+
+
 def agg_where(scope: Scope, filters: Filters, *, params: bool = False) -> _Where:
-    """The aggregate rows matching the filters, at the coarsest grains that can answer them (see
-    ``010_dashboard.sql``): bands only when a band is filtered on (or, for rubric parameters, the
-    intent), weeks for the whole weeks of a long range and days for its ragged ends."""
-    banded = filters.score_band is not None or filters.length_band is not None or (params and bool(filters.intent))
-    day_grain, week_grain = (1, 3) if banded else (0, 2)
+    """The aggregate rows matching the filters, from the grain keeping exactly the dimensions
+    filtered on (see ``010_dashboard.sql``): weeks for the whole weeks of a long range and days
+    for its ragged ends."""
+    kept = (
+        (INTENT if params and filters.intent is not None else 0)
+        | (SCORE_BAND if filters.score_band is not None else 0)
+        | (LENGTH_BAND if filters.length_band is not None else 0)
+    )
+    day_grain, week_grain = kept, kept | WEEK
     w = _Where()
     _scoped(w, scope)
     start, end = filters.date_from, filters.date_to
@@ -411,20 +423,30 @@ def aggregate_rows(
     )
     base = (partner_id, counted["tenant_id"], counted["subtenant_id"])
     agent = counted["agent_id"]
-    # (grain, bucket, banded): day and week buckets, with and without the bands.
-    grains = ((0, day, False), (1, day, True), (2, monday(day), False), (3, monday(day), True))
-    agg = [
-        (*base, grain, bucket, agent, status, intent, *((sband, lband) if banded else (-1, -1)), *measures)
-        for grain, bucket, banded in grains
-    ]
+
+    def keys(grain: int) -> tuple[date, int, int]:
+        return (
+            monday(day) if grain & WEEK else day,
+            sband if grain & SCORE_BAND else -1,
+            lband if grain & LENGTH_BAND else -1,
+        )
+
+    agg = []
+    for grain in AGG_GRAINS:
+        bucket, s, length = keys(grain)
+        agg.append((*base, grain, bucket, agent, status, intent, s, length, *measures))
     params: list[tuple[Any, ...]] = []
     if completed:
-        for grain, bucket, banded in grains:
-            keys = (intent, sband, lband) if banded else ("*", -1, -1)
+        for grain in PARAM_GRAINS:
+            bucket, s, length = keys(grain)
+            kept_intent = intent if grain & INTENT else "*"
             params.extend(
-                (*base, grain, bucket, agent, *keys, p.parameter, p.score, p.max_score)
-                for p in sorted(fact.params, key=lambda p: p.parameter)
+                (*base, grain, bucket, agent, kept_intent, s, length, p.parameter, p.score, p.max_score)
+                for p in fact.params
             )
+    # Key order, so concurrent folds lock rows in the same order and cannot deadlock.
+    agg.sort(key=lambda row: row[3:10])
+    params.sort(key=lambda row: row[3:10])
     return agg, params
 
 

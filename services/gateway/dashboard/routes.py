@@ -61,6 +61,14 @@ def _own_origin(request: Request, ctx: DashboardContext) -> str:
     return handlers.normalize_origin(handlers._origin_of(base)) or ""
 
 
+def _embedding(request: Request, ctx: DashboardContext) -> handlers.Embedding:
+    how = handlers.embedding(request.headers.get("sec-fetch-dest"), request.headers.get("referer"))
+    if how.parent_origin is not None and how.parent_origin == _own_origin(request, ctx):
+        # The dashboard's own page as referrer says nothing about who frames it.
+        return handlers.Embedding(how.framed, None)
+    return how
+
+
 def _headers(csp: str = _API_CSP, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**_BASE_HEADERS, "Content-Security-Policy": csp, **(extra or {})}
 
@@ -222,7 +230,7 @@ async def revoke_sessions(request: Request, caller: Caller) -> Response:
 async def enter(request: Request, token: str | None = None) -> Response:
     """Exchange the token for a session (once) and go to the app, whose URL holds no token."""
     ctx = _dash(request)
-    how = handlers.embedding(request.headers.get("sec-fetch-dest"), request.headers.get("referer"))
+    how = _embedding(request, ctx)
     parent = [how.parent_origin] if how.parent_origin else []
     if token:
         partner_id = await ctx.repo.token_partner(handlers.digest(token))
@@ -250,7 +258,7 @@ async def enter(request: Request, token: str | None = None) -> Response:
 @router.get("/dashboard/app", include_in_schema=False)
 async def app_shell(request: Request) -> Response:
     ctx = _dash(request)
-    how = handlers.embedding(request.headers.get("sec-fetch-dest"), request.headers.get("referer"))
+    how = _embedding(request, ctx)
     session = await _session(request, ctx)
     if session is None:
         return _expired_page([how.parent_origin] if how.parent_origin else [])

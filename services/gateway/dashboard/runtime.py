@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from services.gateway.dashboard.repository import DashboardRepository
 
 log = logging.getLogger("services.gateway.dashboard")
 
+#: How often expired sessions and tokens are deleted (a day after they ended).
+PURGE_INTERVAL_S = 900.0
 #: Chart.js as `make install` puts it (npm ci, pinned by package-lock.json); served by the app.
 FRONTEND_DIR = Path(__file__).parent / "frontend"
 CHART_JS = FRONTEND_DIR / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"
@@ -53,11 +56,29 @@ async def start(app: FastAPI, settings: GatewaySettings, *, projector: bool) -> 
             worker = projector_worker(settings, DashboardRepository(fold_pool))
             worker.start()
             stack.push_async_callback(worker.stop)
+        repo = DashboardRepository(pool)
+        purger = asyncio.create_task(_purge(repo), name="dashboard-purge")
+        stack.push_async_callback(_cancel, purger)
         chart_js = CHART_JS if CHART_JS.is_file() else None
         if chart_js is None:
             log.warning("Chart.js is not installed (make install runs npm ci): the dashboard shows no charts")
-        app.state.dashboard = DashboardContext(settings, DashboardRepository(pool), blobs, chart_js)
+        app.state.dashboard = DashboardContext(settings, repo, blobs, chart_js)
     except BaseException:
         await stack.aclose()
         raise
     return stack
+
+
+async def _purge(repo: DashboardRepository) -> None:
+    while True:
+        await asyncio.sleep(PURGE_INTERVAL_S)
+        try:
+            await repo.purge_expired()
+        except Exception as exc:  # a database hiccup must not end the loop
+            log.warning("purging expired dashboard sessions failed", extra={"error": type(exc).__name__})
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

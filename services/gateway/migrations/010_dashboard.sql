@@ -100,14 +100,15 @@ CREATE TABLE dashboard_agents (
     PRIMARY KEY (partner_id, tenant_id, subtenant_id, agent_id)
 );
 
--- Aggregates of finished calls (completed or failed), added to once per call, at four grains,
--- so that a page reads few rows whatever its filters and range:
---   0: day,  agent, status, intent                  (score_band = length_band = -1)
---   1: day,  agent, status, intent, score and length bands
---   2: week, agent, status, intent                  (day = the week's Monday; bands -1)
---   3: week, agent, status, intent, score and length bands
--- A range longer than a quarter reads whole weeks from grains 2/3 and its ragged ends from 0/1.
--- intent '' = none (failed calls).
+-- Aggregates of finished calls (completed or failed), added to once per call, at several grains,
+-- so that a page reads about (days or weeks) x agents rows whatever its filters and range.
+-- `grain` is a bit set saying what a row keeps:
+--   1: the bucket is a week (day = the week's Monday), else a day
+--   2: the intent (rubric parameters only; the call aggregates always keep status and intent)
+--   4: the score band       8: the length band
+-- A dimension a grain does not keep holds -1 (bands) or '*' (intent). A page reads the grain
+-- keeping exactly the dimensions it filters on; a range longer than a quarter reads whole weeks
+-- from the weekly grain and its ragged ends from the daily one. intent '' = none (failed calls).
 CREATE TABLE dashboard_agg (
     partner_id     text NOT NULL,
     tenant_id      text NOT NULL,
@@ -140,13 +141,11 @@ CREATE TABLE dashboard_agg (
     c_other         integer NOT NULL,
     PRIMARY KEY (partner_id, tenant_id, subtenant_id, grain, day, agent_id, status, intent, score_band, length_band)
 );
-CREATE INDEX dashboard_agg_score_band_idx
-    ON dashboard_agg (partner_id, tenant_id, subtenant_id, grain, score_band, day) WHERE grain IN (1, 3);
-CREATE INDEX dashboard_agg_length_band_idx
-    ON dashboard_agg (partner_id, tenant_id, subtenant_id, grain, length_band, day) WHERE grain IN (1, 3);
+-- A band filter reads only its band's rows of the grain.
+CREATE INDEX dashboard_agg_score_band_idx ON dashboard_agg (partner_id, tenant_id, subtenant_id, grain, score_band, day);
+CREATE INDEX dashboard_agg_length_band_idx ON dashboard_agg (partner_id, tenant_id, subtenant_id, grain, length_band, day);
 
--- Rubric parameters of completed calls, at the same four grains; grains 0 and 2 keep day (or
--- week) and agent only (intent '*', bands -1), grains 1 and 3 add the intent and the bands.
+-- Rubric parameters of completed calls, at the same grains (here the intent is optional too).
 CREATE TABLE dashboard_agg_params (
     partner_id   text NOT NULL,
     tenant_id    text NOT NULL,
@@ -163,5 +162,9 @@ CREATE TABLE dashboard_agg_params (
     max_sum      double precision NOT NULL,
     PRIMARY KEY (partner_id, tenant_id, subtenant_id, grain, day, agent_id, intent, score_band, length_band, parameter)
 );
+CREATE INDEX dashboard_agg_params_intent_idx
+    ON dashboard_agg_params (partner_id, tenant_id, subtenant_id, grain, intent, day);
 CREATE INDEX dashboard_agg_params_score_band_idx
-    ON dashboard_agg_params (partner_id, tenant_id, subtenant_id, grain, score_band, day) WHERE grain IN (1, 3);
+    ON dashboard_agg_params (partner_id, tenant_id, subtenant_id, grain, score_band, day);
+CREATE INDEX dashboard_agg_params_length_band_idx
+    ON dashboard_agg_params (partner_id, tenant_id, subtenant_id, grain, length_band, day);

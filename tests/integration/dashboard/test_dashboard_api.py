@@ -349,3 +349,30 @@ async def test_bad_filters_answer_every_error(gateway: tuple[FastAPI, httpx.Asyn
     assert response.status_code == 422
     fields = [e["field"] for e in response.json()["errors"]]
     assert fields == ["from", "intent", "score_band", "sort", "cursor"]
+
+
+async def test_sessions_and_tokens_a_day_past_their_end_are_purged(
+    repos: tuple[GatewayRepository, DashboardRepository],
+) -> None:
+    dash = repos[1]
+    pool = dash._pool
+    partner_id = f"ptn_{uuid.uuid4().hex[:10]}"
+    for days, name in ((-2, b"old"), (1, b"live")):
+        await pool.execute(
+            "INSERT INTO dashboard_sessions (session_sha256, partner_id, tenant_id, subtenant_id, read_only,"
+            " csrf_token, expires_at) VALUES ($1, $2, 't', 's', false, 'x', now() + make_interval(days => $3))",
+            hashlib.sha256(name + partner_id.encode()).digest(),
+            partner_id,
+            days,
+        )
+        await pool.execute(
+            "INSERT INTO dashboard_tokens (token_sha256, partner_id, tenant_id, subtenant_id, redeem_by, expires_at)"
+            " VALUES ($1, $2, 't', 's', now(), now() + make_interval(days => $3))",
+            hashlib.sha256(name + partner_id.encode()).digest(),
+            partner_id,
+            days,
+        )
+    await dash.purge_expired()
+    for table in ("dashboard_sessions", "dashboard_tokens"):
+        left = await pool.fetchval(f"SELECT count(*) FROM {table} WHERE partner_id = $1", partner_id)  # noqa: S608
+        assert left == 1, table

@@ -174,6 +174,7 @@ async def test_long_ranges_add_whole_weeks_and_ragged_ends_exactly(repo: Dashboa
     rng = random.Random(3)
     first = date(2023, 1, 1)
     days = [rng.randrange(0, 200) for _ in range(40)]
+    scores = [float(30 + n) for n in range(40)]
     for n, offset in enumerate(days):
         start = datetime.combine(first + timedelta(days=offset), datetime.min.time(), UTC) + timedelta(hours=n % 20)
         call = ingested(
@@ -182,7 +183,7 @@ async def test_long_ranges_add_whole_weeks_and_ragged_ends_exactly(repo: Dashboa
             call__start_time=iso(start),
             call__end_time=iso(start + timedelta(minutes=1 + n)),
         )
-        await fold(repo, call, analyzed(call, at(10), score=float(30 + n)))
+        await fold(repo, call, analyzed(call, at(10), score=scores[n]))
     for _ in range(12):
         a, b = sorted(rng.sample(range(0, 200), 2))
         if b - a < 93:
@@ -200,6 +201,15 @@ async def test_long_ranges_add_whole_weeks_and_ragged_ends_exactly(repo: Dashboa
             for s in range(5)
         ]
         assert sum(d["totals"]["calls"] for d in banded) == expected
+        # The rubric parameters under two filters at once (intent and score band): the grain
+        # keeping both, counted exactly.
+        for band in range(4):
+            low, high = ((0, 50), (50, 70), (70, 85), (85, 101))[band]
+            wanted = sum(a <= d <= b and low <= sc < high for d, sc in zip(days, scores, strict=True))
+            both = dataclasses.replace(window, intent="INTERESTED", score_band=band)
+            rows = (await handlers.agents(repo, scope(partner_id), both))["agents"]
+            counted = sum(p["calls"] for r in rows for p in r["weakest"] if p["parameter"] == "Setting Context")
+            assert counted == wanted, (a, b, band)
 
 
 def iso(when: datetime) -> str:
