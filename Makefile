@@ -97,6 +97,7 @@ bench: install test-tools infra-up ## Run the benchmarks and print the figures f
 	$(PY) -m bench.analyzer_bench
 	$(PY) -m bench.notifier_bench
 	$(PY) -m bench.read_model_bench
+	$(PY) -m bench.dashboard_bench
 	$(PY) -m bench.pipeline_bench
 
 clean: down ## Stop everything and delete local state (.local/, .venv/)
