@@ -157,32 +157,42 @@ AGG_GRAINS = tuple(m | t for m in (0, SCORE_BAND, LENGTH_BAND, SCORE_BAND | LENG
 PARAM_GRAINS = tuple(m | t for m in range(0, INTENT | SCORE_BAND | LENGTH_BAND + 1, INTENT) for t in (0, WEEK))
 
 
-def agg_where(scope: Scope, filters: Filters, *, params: bool = False) -> _Where:
-    """The aggregate rows matching the filters, from the grain keeping exactly the dimensions
-    filtered on (see ``010_dashboard.sql``): weeks for the whole weeks of a long range and days
-    for its ragged ends."""
+#: What each aggregate table's pages read (its covering primary key holds all of them).
+AGG_COLUMNS = (
+    "day, agent_id, status, intent, calls, scored, score_sum, fatal_failed, talk_n, talk_sum, duration_sum,"
+    " bant_needs, bant_budget, bant_authority, bant_timeline, c_pricing, c_functionality, c_integration, c_timing,"
+    " c_competition, c_trust, c_authority, c_other"
+)
+PARAM_COLUMNS = "day, agent_id, parameter, n, score_sum, max_sum"
+
+
+def agg_source(scope: Scope, filters: Filters, *, params: bool = False) -> tuple[str, list[Any]]:
+    """A FROM item with the aggregate rows matching the filters, and its arguments.
+
+    The rows come from the grain keeping exactly the dimensions filtered on (see
+    ``010_dashboard.sql``), by week for the whole weeks of a long range and by day for its ragged
+    ends. Each (grain, days) segment is its own branch of a UNION ALL, whose conditions are all
+    equalities on the covering primary key's leading columns and a range on its day: every
+    branch is one index-only range scan that reads only matching rows."""
     kept = (
         (INTENT if params and filters.intent is not None else 0)
         | (SCORE_BAND if filters.score_band is not None else 0)
         | (LENGTH_BAND if filters.length_band is not None else 0)
     )
-    day_grain, week_grain = kept, kept | WEEK
+    start, end = filters.date_from, filters.date_to + timedelta(days=1)  # end exclusive
+    first_week = monday(filters.date_from + timedelta(days=6))  # the first Monday on or after the start
+    end_week = monday(end)  # the Monday after the last whole week
+    if weekly(filters) and first_week < end_week:
+        segments = [(kept, start, first_week), (kept | WEEK, first_week, end_week), (kept, end_week, end)]
+    else:
+        segments = [(kept, start, end)]
     w = _Where()
     _scoped(w, scope)
-    start, end = filters.date_from, filters.date_to
-    first_week = monday(start + timedelta(days=6))  # the first Monday on or after the start
-    end_week = monday(end + timedelta(days=1))  # the Monday after the last whole week
-    if weekly(filters) and first_week < end_week:
-        w.add(
-            f"grain IN ({w.param(day_grain)}, {w.param(week_grain)})"
-            f" AND ((grain = {w.param(day_grain)} AND ((day >= {w.param(start)} AND day < {w.param(first_week)})"
-            f" OR (day >= {w.param(end_week)} AND day <= {w.param(end)})))"
-            f" OR (grain = {w.param(week_grain)} AND day >= {w.param(first_week)} AND day < {w.param(end_week)}))"
-        )
-    else:
-        w.add(f"grain = {w.param(day_grain)}")
-        w.add(f"day >= {w.param(start)}")
-        w.add(f"day <= {w.param(end)}")
+    # The dimensions a grain does not keep hold a constant: stating it keeps the scan on the key.
+    if params:
+        w.add(f"intent = {w.param(filters.intent if filters.intent is not None else '*')}")
+    w.add(f"score_band = {w.param(filters.score_band if filters.score_band is not None else -1)}")
+    w.add(f"length_band = {w.param(filters.length_band if filters.length_band is not None else -1)}")
     agent, outside = _agent(scope, filters)
     if outside:
         w.add("false")
@@ -196,13 +206,19 @@ def agg_where(scope: Scope, filters: Filters, *, params: bool = False) -> _Where
                 w.add("false")  # rubric scores exist for completed calls only
         else:
             w.add(f"status = {w.param(filters.status)}")
-    if filters.intent is not None:
+    if not params and filters.intent is not None:
         w.add(f"intent = {w.param(filters.intent)}")
-    if filters.score_band is not None:
-        w.add(f"score_band = {w.param(filters.score_band)}")
-    if filters.length_band is not None:
-        w.add(f"length_band = {w.param(filters.length_band)}")
-    return w
+    table, columns = ("dashboard_agg_params", PARAM_COLUMNS) if params else ("dashboard_agg", AGG_COLUMNS)
+    common = w.sql()
+    branches = []
+    for grain, low, high in segments:
+        if low >= high:
+            continue
+        branches.append(
+            f"SELECT {columns} FROM {table} WHERE {common} AND grain = {w.param(grain)}"  # noqa: S608
+            f" AND day >= {w.param(low)} AND day < {w.param(high)}"
+        )
+    return f"({' UNION ALL '.join(branches)}) AS a", w.args
 
 
 def calls_where(scope: Scope, filters: Filters, search: str | None, candidates: list[str] | None = None) -> _Where:
@@ -348,7 +364,7 @@ INSERT INTO dashboard_agg AS a (
     c_pricing, c_functionality, c_integration, c_timing, c_competition, c_trust, c_authority, c_other
 ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
           $21, $22, $23, $24, $25, $26, $27, $28)
-ON CONFLICT (partner_id, tenant_id, subtenant_id, grain, day, agent_id, status, intent, score_band, length_band)
+ON CONFLICT (partner_id, tenant_id, subtenant_id, grain, score_band, length_band, day, agent_id, status, intent)
 DO UPDATE SET
     calls = a.calls + 1, scored = a.scored + excluded.scored, score_sum = a.score_sum + excluded.score_sum,
     fatal_failed = a.fatal_failed + excluded.fatal_failed, talk_n = a.talk_n + excluded.talk_n,
@@ -367,7 +383,7 @@ INSERT INTO dashboard_agg_params AS p (
     partner_id, tenant_id, subtenant_id, grain, day, agent_id, intent, score_band, length_band, parameter,
     n, score_sum, max_sum
 ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12)
-ON CONFLICT (partner_id, tenant_id, subtenant_id, grain, day, agent_id, intent, score_band, length_band, parameter)
+ON CONFLICT (partner_id, tenant_id, subtenant_id, grain, intent, score_band, length_band, day, agent_id, parameter)
 DO UPDATE SET n = p.n + 1, score_sum = p.score_sum + excluded.score_sum, max_sum = p.max_sum + excluded.max_sum
 """
 
@@ -603,14 +619,14 @@ class DashboardRepository:
         return [dict(r) for r in rows]
 
     async def overview(self, scope: Scope, filters: Filters) -> tuple[list[dict[str, Any]], ...]:
-        w = agg_where(scope, filters)
+        source, args = agg_source(scope, filters)
         bucket = "date_trunc('week', day)::date" if weekly(filters) else "day"
         series_sql = (
             f"SELECT {bucket} AS bucket,"  # noqa: S608 - fixed fragments
             " sum(calls) FILTER (WHERE status = 'completed') AS completed,"
             " sum(calls) FILTER (WHERE status = 'failed') AS failed,"
             " sum(scored) AS scored, sum(score_sum) AS score_sum"
-            f" FROM dashboard_agg WHERE {w.sql()} GROUP BY 1 ORDER BY 1"
+            f" FROM {source} GROUP BY 1 ORDER BY 1"
         )
         concern_sums = ", ".join(f"sum({column}) AS {column}" for _, column in _CONCERN_COLUMNS)
         mix_sql = (
@@ -618,28 +634,28 @@ class DashboardRepository:
             " sum(fatal_failed) AS fatal_failed, sum(talk_n) AS talk_n, sum(talk_sum) AS talk_sum,"
             " sum(duration_sum) AS duration_sum, sum(bant_needs) AS bant_needs, sum(bant_budget) AS bant_budget,"
             " sum(bant_authority) AS bant_authority, sum(bant_timeline) AS bant_timeline, "
-            f"{concern_sums} FROM dashboard_agg WHERE {w.sql()} GROUP BY intent, status"
+            f"{concern_sums} FROM {source} GROUP BY intent, status"
         )
         # Two connections: both scans run at once.
-        series, mix = await asyncio.gather(self._pool.fetch(series_sql, *w.args), self._pool.fetch(mix_sql, *w.args))
+        series, mix = await asyncio.gather(self._pool.fetch(series_sql, *args), self._pool.fetch(mix_sql, *args))
         return [dict(r) for r in series], [dict(r) for r in mix]
 
     async def agent_stats(self, scope: Scope, filters: Filters) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Per agent and week (the page adds the weeks up), and per agent and rubric parameter."""
-        w = agg_where(scope, filters)
+        source, args = agg_source(scope, filters)
         weekly_sql = (
             "SELECT agent_id, date_trunc('week', day)::date AS week, sum(calls) AS calls,"  # noqa: S608
             " sum(calls) FILTER (WHERE status = 'completed') AS completed, sum(scored) AS scored,"
             " sum(score_sum) AS score_sum, sum(talk_n) AS talk_n, sum(talk_sum) AS talk_sum,"
-            f" sum(fatal_failed) AS fatal_failed FROM dashboard_agg WHERE {w.sql()} GROUP BY 1, 2 ORDER BY 2"
+            f" sum(fatal_failed) AS fatal_failed FROM {source} GROUP BY 1, 2 ORDER BY 2"
         )
-        p = agg_where(scope, filters, params=True)
+        param_source, param_args = agg_source(scope, filters, params=True)
         params_sql = (
             "SELECT agent_id, parameter, sum(n) AS n, sum(score_sum) AS score_sum, sum(max_sum) AS max_sum"  # noqa: S608
-            f" FROM dashboard_agg_params WHERE {p.sql()} GROUP BY 1, 2"
+            f" FROM {param_source} GROUP BY 1, 2"
         )
         weeks, params = await asyncio.gather(
-            self._pool.fetch(weekly_sql, *w.args), self._pool.fetch(params_sql, *p.args)
+            self._pool.fetch(weekly_sql, *args), self._pool.fetch(params_sql, *param_args)
         )
         return [dict(r) for r in weeks], [dict(r) for r in params]
 

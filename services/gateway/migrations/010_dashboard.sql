@@ -109,6 +109,8 @@ CREATE TABLE dashboard_agents (
 -- A dimension a grain does not keep holds -1 (bands) or '*' (intent). A page reads the grain
 -- keeping exactly the dimensions it filters on; a range longer than a quarter reads whole weeks
 -- from the weekly grain and its ragged ends from the daily one. intent '' = none (failed calls).
+-- The primary keys lead with the grain and the optional dimensions, then the day, and INCLUDE
+-- the measures: a page's read is a few index-only range scans over exactly the rows it sums.
 CREATE TABLE dashboard_agg (
     partner_id     text NOT NULL,
     tenant_id      text NOT NULL,
@@ -139,11 +141,11 @@ CREATE TABLE dashboard_agg (
     c_trust         integer NOT NULL,
     c_authority     integer NOT NULL,
     c_other         integer NOT NULL,
-    PRIMARY KEY (partner_id, tenant_id, subtenant_id, grain, day, agent_id, status, intent, score_band, length_band)
+    PRIMARY KEY (partner_id, tenant_id, subtenant_id, grain, score_band, length_band, day, agent_id, status, intent)
+        INCLUDE (calls, scored, score_sum, fatal_failed, talk_n, talk_sum, duration_sum, bant_needs, bant_budget,
+                 bant_authority, bant_timeline, c_pricing, c_functionality, c_integration, c_timing, c_competition,
+                 c_trust, c_authority, c_other)
 );
--- A band filter reads only its band's rows of the grain.
-CREATE INDEX dashboard_agg_score_band_idx ON dashboard_agg (partner_id, tenant_id, subtenant_id, grain, score_band, day);
-CREATE INDEX dashboard_agg_length_band_idx ON dashboard_agg (partner_id, tenant_id, subtenant_id, grain, length_band, day);
 
 -- Rubric parameters of completed calls, at the same grains (here the intent is optional too).
 CREATE TABLE dashboard_agg_params (
@@ -160,11 +162,6 @@ CREATE TABLE dashboard_agg_params (
     n            integer NOT NULL,
     score_sum    double precision NOT NULL,
     max_sum      double precision NOT NULL,
-    PRIMARY KEY (partner_id, tenant_id, subtenant_id, grain, day, agent_id, intent, score_band, length_band, parameter)
+    PRIMARY KEY (partner_id, tenant_id, subtenant_id, grain, intent, score_band, length_band, day, agent_id, parameter)
+        INCLUDE (n, score_sum, max_sum)
 );
-CREATE INDEX dashboard_agg_params_intent_idx
-    ON dashboard_agg_params (partner_id, tenant_id, subtenant_id, grain, intent, day);
-CREATE INDEX dashboard_agg_params_score_band_idx
-    ON dashboard_agg_params (partner_id, tenant_id, subtenant_id, grain, score_band, day);
-CREATE INDEX dashboard_agg_params_length_band_idx
-    ON dashboard_agg_params (partner_id, tenant_id, subtenant_id, grain, length_band, day);
