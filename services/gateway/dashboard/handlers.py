@@ -19,6 +19,7 @@ from services.gateway.dashboard.errors import CrossSiteRefused, ReadOnlySession
 from services.gateway.dashboard.facts import LENGTH_BANDS, SCORE_BANDS, UNSCORED_BAND
 from services.gateway.dashboard.repository import (
     SORT_COLUMNS,
+    TREND_WEEKS_UP_TO_DAYS,
     DashboardRepository,
     Filters,
     Grant,
@@ -385,7 +386,7 @@ async def agents(repo: DashboardRepository, scope: Scope, filters: Filters) -> d
         for key in sums:
             acc[key] += float(t[key] or 0)
         average = _ratio(float(t["score_sum"] or 0), float(t["scored"] or 0))
-        weeks.setdefault(t["agent_id"], []).append({"week": t["week"].isoformat(), "average_score": average})
+        weeks.setdefault(t["agent_id"], []).append({"bucket": t["week"].isoformat(), "average_score": average})
     totals: list[dict[str, Any]] = [{"agent_id": agent_id, **acc} for agent_id, acc in per_agent.items()]
     team_scored = sum(r["scored"] for r in totals)
     team_score = _ratio(sum(r["score_sum"] for r in totals), team_scored)
@@ -434,6 +435,7 @@ async def agents(repo: DashboardRepository, scope: Scope, filters: Filters) -> d
         )
     return {
         "filters": _filters_view(filters),
+        "trend_bucket": "month" if (filters.date_to - filters.date_from).days > TREND_WEEKS_UP_TO_DAYS else "week",
         "team": None if scope.agent_id else {"average_score": team_score, "agents": len(totals)},
         "agents": rows,
     }

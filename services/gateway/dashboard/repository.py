@@ -139,6 +139,8 @@ def _scoped(w: _Where, scope: Scope, table: str = "") -> None:
 
 #: Ranges longer than this read whole weeks from the weekly grains (and chart by week).
 WEEKLY_AFTER_DAYS = 92
+#: The Agents page's trend is weekly up to this range, monthly beyond.
+TREND_WEEKS_UP_TO_DAYS = 182
 
 
 def weekly(filters: Filters) -> bool:
@@ -641,10 +643,12 @@ class DashboardRepository:
         return [dict(r) for r in series], [dict(r) for r in mix]
 
     async def agent_stats(self, scope: Scope, filters: Filters) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Per agent and week (the page adds the weeks up), and per agent and rubric parameter."""
+        """Per agent and week or month (the page adds them up), and per agent and rubric parameter."""
         source, args = agg_source(scope, filters)
+        # A trend of at most about 26 points: by week, or by month over more than half a year.
+        unit = "month" if (filters.date_to - filters.date_from).days > TREND_WEEKS_UP_TO_DAYS else "week"
         weekly_sql = (
-            "SELECT agent_id, date_trunc('week', day)::date AS week, sum(calls) AS calls,"  # noqa: S608
+            f"SELECT agent_id, date_trunc('{unit}', day)::date AS week, sum(calls) AS calls,"  # noqa: S608
             " sum(calls) FILTER (WHERE status = 'completed') AS completed, sum(scored) AS scored,"
             " sum(score_sum) AS score_sum, sum(talk_n) AS talk_n, sum(talk_sum) AS talk_sum,"
             f" sum(fatal_failed) AS fatal_failed FROM {source} GROUP BY 1, 2 ORDER BY 2"

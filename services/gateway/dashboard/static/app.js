@@ -305,16 +305,17 @@ function card(label, value) {
   return h("div", { class: "card" }, h("div", { class: "label", text: label }), h("div", { class: "value", text: value }));
 }
 
-function sparkline(points) {
+function sparkline(points, unit) {
   const values = points.map((p) => p.average_score).filter((v) => v !== null);
-  const box = svg("svg", { class: "spark", viewBox: "0 0 120 28", role: "img", "aria-label": `Weekly average score: ${values.map((v) => v.toFixed(0)).join(", ") || "none"}` });
+  const label = `${unit === "month" ? "Monthly" : "Weekly"} average score: ${values.map((v) => v.toFixed(0)).join(", ") || "none"}`;
+  const box = svg("svg", { class: "spark", viewBox: "0 0 120 28", role: "img", "aria-label": label });
   if (values.length > 1) {
     const step = 116 / (values.length - 1);
     const coords = values.map((v, i) => `${(2 + i * step).toFixed(1)},${(26 - (v / 100) * 24).toFixed(1)}`);
     box.append(svg("polyline", { points: coords.join(" ") }));
     return box;
   }
-  return h("span", { class: "muted", text: values.length ? `${values[0].toFixed(0)} (one week)` : "–" });
+  return h("span", { class: "muted", text: values.length ? `${values[0].toFixed(0)} (one ${unit})` : "–" });
 }
 
 async function agentsPage(params) {
@@ -342,7 +343,7 @@ async function agentsPage(params) {
       h("td", {}, a.weakest.length
         ? h("ol", { class: "weak" }, ...a.weakest.map((p) => h("li", { class: "cell-text", text: `${p.parameter}: ${fmt.score(p.average)}%${p.team_average === null ? "" : ` (team ${fmt.score(p.team_average)}%)`}` })))
         : h("span", { class: "muted", text: "–" })),
-      h("td", {}, sparkline(a.trend)));
+      h("td", {}, sparkline(a.trend, data.trend_bucket)));
   });
   return [title,
     h("p", { class: "muted", text: team ? `Team average score ${fmt.score(team.average_score)} across ${team.agents} agents, ${rangeText(data.filters)}.` : `Your calls, ${rangeText(data.filters)}.` }),
@@ -352,7 +353,7 @@ async function agentsPage(params) {
         h("th", { scope: "col", text: "Agent" }), h("th", { scope: "col", class: "num", text: "Calls" }),
         h("th", { scope: "col", class: "num", text: "Average score" }), h("th", { scope: "col", class: "num", text: "Talk ratio (agent)" }),
         h("th", { scope: "col", class: "num", text: "Fatal failed" }), h("th", { scope: "col", text: "Weakest parameters" }),
-        h("th", { scope: "col", text: "Weekly trend" }))),
+        h("th", { scope: "col", text: data.trend_bucket === "month" ? "Monthly trend" : "Weekly trend" }))),
       h("tbody", {}, ...rows)))];
 }
 
