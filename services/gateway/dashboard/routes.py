@@ -93,12 +93,12 @@ def message_page(title: str, text: str, status: int, frame_origins: list[str]) -
     body = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title>"
+        f'<title>{html.escape(title)}</title><link rel="icon" href="data:,">'
         '<link rel="stylesheet" href="/dashboard/static/style.css"></head>'
         f'<body class="message"><main><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></main></body></html>'
     )
     ancestors = handlers.frame_ancestors(frame_origins)
-    csp = f"default-src 'none'; style-src 'self'; base-uri 'none'; frame-ancestors {ancestors}"
+    csp = f"default-src 'none'; style-src 'self'; img-src data:; base-uri 'none'; frame-ancestors {ancestors}"
     return Response(body, status_code=status, media_type="text/html", headers=_headers(csp))
 
 
