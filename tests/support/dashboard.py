@@ -48,7 +48,7 @@ async def chromium() -> AsyncIterator[Browser]:
 
 
 HOST_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>Acme CRM</title>
+<html><head><meta charset="utf-8"><title>Acme CRM</title><link rel="icon" href="data:,">
 <style>body{font-family:sans-serif;margin:0;background:#eef}header{padding:10px 16px;background:#223;color:#fff}
 iframe{border:0;width:100%;display:block;background:#fff}</style></head>
 <body><header>Acme CRM &mdash; host page on its own origin</header>
