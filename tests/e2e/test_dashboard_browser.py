@@ -465,6 +465,16 @@ async def test_embedded_dashboard_every_page_filters_audio_and_redeliver(
         records = await consume(stack.infra.kafka_bootstrap, stack.settings.topic(TOPIC_CALLBACK_COMMANDS), 1)
         command = parse_event(records[0].value)
         assert isinstance(command, CallbackRedeliverRequested) and command.call_id == detail.call_id
+        # Down to a 1024 px wide iframe: nothing overflows sideways.
+        await page.set_viewport_size({"width": 1024, "height": 768})
+        for link, title, name in (("Overview", "Overview", "15-overview-1024"), ("Calls", "Calls", "16-calls-1024")):
+            await frame.get_by_role("link", name=link, exact=True).click()
+            await heading(frame, title)
+            await frame.locator("main canvas, main table").first.wait_for()
+            app = next(f for f in page.frames if "/dashboard/app" in f.url)
+            widths = await app.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+            assert widths[0] <= widths[1], (title, widths)
+            await shot(page, artifacts, name)
         assert not problems, problems  # no console error at all: no CSP violation, no failed load
         await context.close()
 
