@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -51,3 +53,6 @@ class GatewaySettings(ServiceSettings):
         None, description="the dashboard's public base URL in token answers (default: the request's own)"
     )
     dashboard_export_max_rows: int = Field(100_000, ge=1, description="most rows one CSV export returns")
+    dashboard_spool_dir: Path | None = Field(
+        None, description="local copies of S3 recordings being played; default: <BLOB_ROOT>/.dashboard"
+    )

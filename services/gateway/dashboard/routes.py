@@ -19,9 +19,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
 from services.common.blobs import BlobError
+from services.common.errors import ConfigurationError
 from services.gateway import handlers as gateway_handlers
 from services.gateway.api import Caller, admit, error_response, json_response
 from services.gateway.dashboard import handlers
@@ -401,8 +403,10 @@ async def audio(request: Request, call_id: str) -> Response:
         uri, media_type = found
         stack = contextlib.AsyncExitStack()
         try:
-            path = await stack.enter_async_context(ctx.blobs.open_local(uri))
-        except BlobError:
+            path = await stack.enter_async_context((await ctx.blobs()).open_local(uri))
+        except (BlobError, OSError, ConfigurationError, ValidationError):
+            # A missing blob, or a store this process cannot open: logged, answered 404.
+            log.exception("recording not readable", extra={"partner_id": session.grant.partner_id})
             await stack.aclose()
             raise RecordingNotFound() from None
     except GatewayError as exc:

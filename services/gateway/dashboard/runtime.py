@@ -1,12 +1,13 @@
-"""What the gateway's lifespan starts for the dashboard: its connection pools, the blob store
-(recordings are read through it, never from another service's tables) and the projector."""
+"""What the gateway's lifespan starts for the dashboard: its connection pools, the projector,
+and (on first use) the blob store, through which recordings are read (never from another
+service's tables)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -31,8 +32,22 @@ CHART_JS = FRONTEND_DIR / "node_modules" / "chart.js" / "dist" / "chart.umd.min.
 class DashboardContext:
     settings: GatewaySettings
     repo: DashboardRepository
-    blobs: BlobStore
     chart_js: Path | None
+    stack: contextlib.AsyncExitStack
+    _blobs: BlobStore | None = None
+    _opening: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def blobs(self) -> BlobStore:
+        """The blob store, opened on the first recording asked for: a process that never serves
+        one (the read-model Deployment, say) never touches it."""
+        async with self._opening:
+            if self._blobs is None:
+                blob_settings = BlobStoreSettings()
+                spool = self.settings.dashboard_spool_dir or blob_settings.blob_root / ".dashboard"
+                store = await open_blob_store(blob_settings, spool)
+                self.stack.push_async_callback(store.close)
+                self._blobs = store
+            return self._blobs
 
 
 async def start(app: FastAPI, settings: GatewaySettings, *, projector: bool) -> contextlib.AsyncExitStack:
@@ -44,9 +59,6 @@ async def start(app: FastAPI, settings: GatewaySettings, *, projector: bool) -> 
             settings.database_url, settings.db_schema, min_size=1, max_size=4, app_name="gateway-dashboard"
         )
         stack.push_async_callback(pool.close)
-        blob_settings = BlobStoreSettings()
-        blobs = await open_blob_store(blob_settings, blob_settings.blob_root / ".dashboard")
-        stack.push_async_callback(blobs.close)
         if projector:
             # Its own small pool: folding events never waits for a page's connection.
             fold_pool = await create_pool(
@@ -62,7 +74,7 @@ async def start(app: FastAPI, settings: GatewaySettings, *, projector: bool) -> 
         chart_js = CHART_JS if CHART_JS.is_file() else None
         if chart_js is None:
             log.warning("Chart.js is not installed (make install runs npm ci): the dashboard shows no charts")
-        app.state.dashboard = DashboardContext(settings, repo, blobs, chart_js)
+        app.state.dashboard = DashboardContext(settings, repo, chart_js, stack)
     except BaseException:
         await stack.aclose()
         raise

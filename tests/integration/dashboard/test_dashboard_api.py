@@ -336,6 +336,15 @@ async def test_no_session_sees_another_tenants_subtenants_or_agents_data_audio_o
         assert (await get(client, ann, f"/calls/{mine[1].call_id}{suffix}")).status_code == 404
     assert (await get(client, ann, f"/calls/{mine[0].call_id}/audio")).status_code == 200
 
+    # A recording gone from the store answers 404 in the error shape, never a 500.
+    gone = call_in(busy, "tenant1", "subtenant1", "ann")
+    got = fetched(gone, at(2))
+    missing = (blob_root / "sha256" / "00" / "00" / ("0" * 64)).as_uri()
+    got = got.model_copy(update={"payload": got.payload.model_copy(update={"blob_uri": missing})})
+    await fold(repos, gone, got)
+    response = await get(client, sid, f"/calls/{gone.call_id}/audio")
+    assert (response.status_code, response.json()) == (404, {"success": False, "message": "Recording not found"})
+
 
 async def test_bad_filters_answer_every_error(gateway: tuple[FastAPI, httpx.AsyncClient], busy: PartnerCreds) -> None:
     _, client = gateway
