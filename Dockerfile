@@ -3,6 +3,12 @@
 # Pin the base by digest for reproducible builds: --build-arg PYTHON_IMAGE=python:3.11-slim@sha256:...
 ARG PYTHON_IMAGE=python:3.11-slim
 
+# The dashboard's Chart.js, exactly as package-lock.json pins it (served by the gateway itself).
+FROM node:20-slim AS dashboard-assets
+WORKDIR /assets
+COPY services/gateway/dashboard/frontend/package.json services/gateway/dashboard/frontend/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
@@ -19,7 +25,10 @@ COPY schemas ./schemas
 RUN pip install -c constraints.txt . \
  && cd / && python -c "import importlib.resources as r; \
 assert any(f.name.endswith('.sql') for f in r.files('services.gateway.migrations').iterdir()); \
-assert any(f.name.endswith('.json') for f in r.files('schemas').joinpath('json').iterdir())"
+assert any(f.name.endswith('.json') for f in r.files('schemas').joinpath('json').iterdir()); \
+assert r.files('services.gateway.dashboard').joinpath('static/app.js').is_file()"
+COPY --from=dashboard-assets /assets/node_modules/chart.js/dist/chart.umd.min.js \
+     /opt/venv/lib/python3.11/site-packages/services/gateway/dashboard/frontend/node_modules/chart.js/dist/
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --gid 10001 callpipe \

@@ -23,7 +23,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
-install: $(VENV)/.installed ## Create the virtualenv and install the Python dependencies
+# The dashboard's front-end dependencies (Chart.js), exactly as package-lock.json pins them;
+# the gateway serves them itself, so nothing is fetched at run time.
+DASHBOARD_ASSETS := services/gateway/dashboard/frontend
+$(DASHBOARD_ASSETS)/node_modules/.installed: $(DASHBOARD_ASSETS)/package.json $(DASHBOARD_ASSETS)/package-lock.json
+	npm ci --prefix $(DASHBOARD_ASSETS) --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed $(DASHBOARD_ASSETS)/node_modules/.installed ## Create the virtualenv, install the Python and npm dependencies
 
 system-deps: ## Install PostgreSQL (Debian packages) if missing and fetch the Kafka jars
 	$(STACK) install
@@ -43,6 +50,8 @@ up: install infra-up migrate ## Install, start Kafka, PostgreSQL and every servi
 	@$(PY) -m deploy.local.dev_tls
 	$(STACK) services-up
 	@$(PY) -m services.gateway.admin dev-partner --credentials-file .local/dev-credentials.env >/dev/null
+	@$(PY) -m services.gateway.admin dashboard dev-token --credentials-file .local/dev-credentials.env \
+	  > .local/dashboard-token.json
 	@$(STACK) welcome
 
 demo: up test-tools ## Submit three synthesised calls to the running stack and print their signed callbacks
@@ -57,7 +66,7 @@ status: ## Show what is running
 logs: ## Follow the services' logs
 	tail -F .local/log/*.log
 
-test-tools: ## Install what the tests need beyond the stack (festival voices for speech, Prometheus)
+test-tools: ## Install what the tests need beyond the stack (festival voices for speech, Prometheus, Chromium)
 	$(STACK) install-test-tools
 
 test: install system-deps test-tools ## Run the whole test suite against real Kafka and PostgreSQL
@@ -91,6 +100,7 @@ bench: install test-tools infra-up ## Run the benchmarks and print the figures f
 	$(PY) -m bench.notifier_bench
 	$(PY) -m bench.read_model_bench
 	$(PY) -m bench.auth_timing_bench
+	$(PY) -m bench.dashboard_bench
 	$(PY) -m bench.pipeline_bench
 
 clean: down ## Stop everything and delete local state (.local/, .venv/)

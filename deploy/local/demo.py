@@ -178,11 +178,17 @@ async def demo() -> int:
                 say(f"\n=== {call_id}: {about.get(call_id, '')}")
                 say(f"webhook-id {callback_headers['webhook-id']}, signature verified")
                 say(json.dumps(callback, indent=2, ensure_ascii=False))
+            # The partner's way in to the dashboard: a single-use token from its backend.
+            issued = await client.get("/api/v1/partner/dashboard/auth/token", headers=headers)
+            dashboard = issued.json()["data"]["url"] if issued.status_code == 200 else None
         say("\nEvery call's status, timestamps per stage, result and delivery attempts:")
         flags = " ".join(f"-H '{k}: {v}'" for k, v in headers.items())
         for call_id in about:
             say(f"  curl -s {flags} {GATEWAY_URL}/api/v1/partner/calls/{call_id}")
         say(f"  (all of them: curl -s {flags} '{GATEWAY_URL}/api/v1/partner/calls?limit=10')")
+        if dashboard:
+            say("\nThe calls on the dashboard (a single-use link: open it within 5 minutes; `make up` prints")
+            say(f"a development one that stays valid for a day):\n  {dashboard}")
         return 0
     finally:
         await servers.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -322,6 +323,11 @@ def ensure_prometheus() -> None:
     ensure_debian_packages(["prometheus"], "a real Prometheus scraping the services in the tests")
 
 
+def ensure_test_browser() -> None:
+    """Install Chromium (Debian package) if missing: the dashboard's browser tests drive it."""
+    ensure_debian_packages(["chromium"], "the dashboard's browser tests")
+
+
 def _pg_cluster() -> tuple[str, str]:
     out = subprocess.run(["pg_lsclusters", "-h"], check=True, capture_output=True, text=True).stdout
     for line in out.splitlines():
@@ -543,6 +549,14 @@ Events land on Kafka ({default_kafka().bootstrap}) in calls.ingested.v1; the fet
 into .local/blobs and publishes calls.fetched.v1, or calls.failed.v1 with the reason (example.com's
 recording does not exist, so this one ends as a failure). `make down` stops everything.
 """)
+    dashboard = STATE / "dashboard-token.json"
+    if dashboard.exists():
+        url = json.loads(dashboard.read_text())["url"]
+        print(f"""The insights dashboard, with a development token (it works once, within 24 hours; `make demo`
+fills it with three analysed calls; docs/dashboard.md explains embedding it):
+
+  {url}
+""")
 
 
 # --------------------------------------------------------------------------------------------
@@ -579,6 +593,7 @@ def main(argv: list[str] | None = None) -> int:
         case "install-test-tools":
             ensure_test_audio_tools()
             ensure_prometheus()
+            ensure_test_browser()
         case "up":
             ensure_postgres()
             kafka.start()

@@ -9,6 +9,8 @@
     python -m services.gateway.admin dev-partner --credentials-file .local/dev-credentials.env
     python -m services.gateway.admin outbox list
     python -m services.gateway.admin outbox requeue (ID ... | --all)
+    python -m services.gateway.admin dashboard (allow-origin|disallow-origin) PARTNER_ID ORIGIN
+    python -m services.gateway.admin dashboard (origins|revoke-sessions) PARTNER_ID
 
 A secret is shown once, when it is issued; only its hash is stored.
 """
@@ -26,6 +28,7 @@ from typing import Any
 from services.common.db import create_pool
 from services.common.outbox import add_admin_commands, run_admin_command
 from services.gateway.config import GatewaySettings
+from services.gateway.dashboard import admin as dashboard_admin
 from services.gateway.repository import GatewayRepository
 from services.gateway.security import IssuedCredential, issue_credential, new_partner_id, secret_matches
 
@@ -158,6 +161,14 @@ async def run(args: argparse.Namespace, settings: GatewaySettings) -> int:
                     return _fail(str(exc))
             case ("dev-partner", _):
                 _out(await dev_partner(repo, Path(args.credentials_file)))
+            case ("dashboard", _):
+                env = {}
+                if args.action == "dev-token":
+                    env = await dev_partner(repo, dashboard_admin.credentials_path(args))
+                try:
+                    _out(await dashboard_admin.run(args, pool, settings, env))
+                except ValueError as exc:
+                    return _fail(str(exc))
     finally:
         await pool.close()
     return 0
@@ -192,6 +203,7 @@ def parser() -> argparse.ArgumentParser:
     dev = areas.add_parser("dev-partner", help="development partner and credentials (make up)")
     dev.add_argument("--credentials-file", default=".local/dev-credentials.env")
     dev.set_defaults(action=None)
+    dashboard_admin.add_commands(areas)
     return p
 
 

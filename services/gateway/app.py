@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -39,6 +40,8 @@ from services.common.worker import KafkaWorker
 from services.gateway import handlers, read_model
 from services.gateway.api import INGEST_PATH, error_response, json_response, router
 from services.gateway.config import GatewaySettings
+from services.gateway.dashboard import runtime as dashboard_runtime
+from services.gateway.dashboard.routes import router as dashboard_router
 from services.gateway.deps import GatewayContext
 from services.gateway.errors import GatewayError
 from services.gateway.handlers import ConfigSnapshots, CredentialCache
@@ -167,6 +170,22 @@ def add_error_handlers(app: FastAPI) -> None:
         return json_response({"success": False, "message": "Validation failed", "errors": errors}, 422)
 
 
+async def open_read_model(settings: GatewaySettings) -> tuple[asyncpg.Pool | None, KafkaWorker | None]:
+    """The status read model's pool and consumer, when this process hosts it."""
+    if not settings.read_model_enabled:
+        return None, None
+    # Its own small pool: folding events never waits for, or delays, a request's connection.
+    model_pool = await create_pool(
+        settings.database_url,
+        settings.db_schema,
+        min_size=1,
+        # Batches need few connections; a failed batch retries its changes one by one.
+        max_size=min(settings.read_model_concurrency, 4),
+        app_name="gateway-read-model",
+    )
+    return model_pool, read_model_worker(settings, GatewayRepository(model_pool))
+
+
 def main_app() -> FastAPI:
     """Factory used by ``python -m services.gateway`` (once per uvicorn worker process)."""
     settings = GatewaySettings()
@@ -187,19 +206,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             max_size=settings.db_pool_max_size,
             app_name="gateway",
         )
-        worker = None
-        model_pool = None
-        if settings.read_model_enabled:
-            # Its own small pool: folding events never waits for, or delays, a request's connection.
-            model_pool = await create_pool(
-                settings.database_url,
-                settings.db_schema,
-                min_size=1,
-                # Batches need few connections; a failed batch retries its changes one by one.
-                max_size=min(settings.read_model_concurrency, 4),
-                app_name="gateway-read-model",
-            )
-            worker = read_model_worker(settings, GatewayRepository(model_pool))
+        model_pool, worker = await open_read_model(settings)
         topic = settings.topic(TOPIC_INGESTED)
         commands_topic = settings.topic(TOPIC_CALLBACK_COMMANDS)
         kafka = settings.kafka()
@@ -232,10 +239,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         if worker is not None:
             worker.start()
         app.state.read_model = worker
+        dashboard = await dashboard_runtime.start(app, settings, projector=settings.read_model_enabled)
         log.info("gateway started", extra={"topic": topic, "read_model": worker is not None})
         try:
             yield
         finally:
+            await dashboard.aclose()
             if worker is not None:
                 await worker.stop()
             if model_pool is not None:
@@ -252,6 +261,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(dashboard_router)
     app.include_router(health_router())
     app.include_router(metrics.metrics_router())
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -46,4 +48,19 @@ class GatewaySettings(ServiceSettings):
     )
     read_model_concurrency: int = Field(
         1024, ge=1, description="events in flight per process; those in flight together are folded in one transaction"
+    )
+
+    # The insights dashboard (services/gateway/dashboard/, docs/dashboard.md).
+    dashboard_token_redeem_s: float = Field(
+        300.0, gt=0, description="how long a dashboard token can be exchanged for a session (it works once)"
+    )
+    dashboard_session_ttl_s: float = Field(
+        86400.0, gt=0, description="a dashboard session's lifetime, counted from its token's issue"
+    )
+    dashboard_public_url: str | None = Field(
+        None, description="the dashboard's public base URL in token answers (default: the request's own)"
+    )
+    dashboard_export_max_rows: int = Field(100_000, ge=1, description="most rows one CSV export returns")
+    dashboard_spool_dir: Path | None = Field(
+        None, description="local copies of S3 recordings being played; default: <BLOB_ROOT>/.dashboard"
     )

@@ -19,6 +19,11 @@ ErrorCode = Literal[
     "validation_failed",
     "not_found",
     "conflict",
+    # The dashboard's (services.gateway.dashboard.errors).
+    "session_missing",
+    "cross_site",
+    "read_only",
+    "recording_not_found",
 ]
 
 
