@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import IO, Any
 
-from callpipe_client.models import CallStatus, utc_timestamp
+from callpipe_client.models import CallbackDelivery, CallStatus, CallSummary, utc_timestamp
 
 FIXED_COLUMNS = [
     "call_id",
@@ -59,8 +59,23 @@ def _number(value: float | None) -> int | float | None:
     return int(value) if float(value).is_integer() else value
 
 
-def flatten(call: CallStatus, *, transcript: bool = False) -> dict[str, Any]:
-    """One call as a flat mapping of column -> value (None for nothing)."""
+def flatten(call: CallStatus | CallSummary, *, transcript: bool = False) -> dict[str, Any]:
+    """One call as a flat mapping of column -> value (None for nothing). A list item
+    (``CallSummary``) has no result and no attempts: those columns stay empty."""
+    if isinstance(call, CallSummary):
+        status = CallStatus(
+            call_id=call.call_id,
+            status=call.status,
+            tenant_id=call.tenant_id,
+            subtenant_id=call.subtenant_id,
+            agent_id=call.agent_id,
+            timestamps=call.timestamps,
+            error=call.error,
+            callback=CallbackDelivery(state=call.callback_state) if call.callback_state else None,
+        )
+        flat = flatten(status, transcript=transcript)
+        flat["callback.attempts"] = None
+        return flat
     result, error, callback = call.result, call.error, call.callback
     bant = result.bant if result is not None else None
     row: dict[str, Any] = {
