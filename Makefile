@@ -17,13 +17,15 @@ PYTEST_ARGS ?=
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+CLIENT := clients/python
+
+$(VENV)/.installed: pyproject.toml constraints.txt $(CLIENT)/pyproject.toml
 	$(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]' -e $(CLIENT)
 	touch $@
 
-install: $(VENV)/.installed ## Create the virtualenv and install the Python dependencies
+install: $(VENV)/.installed ## Create the virtualenv, install the Python dependencies and the client package (editable)
 
 system-deps: ## Install PostgreSQL (Debian packages) if missing and fetch the Kafka jars
 	$(STACK) install
@@ -69,14 +71,15 @@ chaos: install system-deps test-tools ## Fault tests: kill workers, restart Kafk
 test-unit: install test-tools ## Run only the tests that need no infrastructure (speech synthesis included)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-lint: install ## ruff and mypy
+lint: install ## ruff and mypy (the services, and the client package as Python 3.10)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check services schemas tests deploy/local deploy/k8s bench
+	$(VENV)/bin/ruff format --check services schemas tests deploy/local deploy/k8s bench $(CLIENT)
 	$(VENV)/bin/mypy services schemas
+	$(VENV)/bin/mypy --config-file $(CLIENT)/pyproject.toml $(CLIENT)/src
 
 format: install ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
-	$(VENV)/bin/ruff format services schemas tests deploy/local deploy/k8s bench
+	$(VENV)/bin/ruff format services schemas tests deploy/local deploy/k8s bench $(CLIENT)
 
 schemas: install ## Regenerate the checked-in JSON Schema files from schemas/events.py
 	$(PY) -m schemas.generate
