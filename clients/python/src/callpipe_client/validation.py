@@ -70,7 +70,7 @@ def _string(
     path: str,
     *,
     required: bool = False,
-    max_length: int = MAX_TEXT,
+    max_length: int | None = MAX_TEXT,
     pattern: re.Pattern[str] | None = None,
     mismatch: str = "is invalid",
     wrong_type: str = "must be a string",
@@ -87,7 +87,7 @@ def _string(
     if not isinstance(value, str):
         errors.add(at, wrong_type)
         return None
-    if len(value) > max_length:
+    if max_length is not None and len(value) > max_length:
         errors.add(at, f"must be shorter than or equal to {max_length} characters")
         return None
     if pattern is not None and not pattern.search(value):
@@ -164,6 +164,7 @@ def _call(errors: _Errors, item: Mapping[str, Any]) -> None:
         "contact_number",
         "call",
         required=True,
+        max_length=None,
         pattern=_E164,
         mismatch="must be a phone number in E.164 format (e.g. +1234567890)",
     )
@@ -191,12 +192,18 @@ def _metadata(errors: _Errors, item: Mapping[str, Any]) -> None:
     if not isinstance(value, Mapping):
         errors.add("metadata", "must be an object")
         return
+    bad, good = _Errors(), 0
     for key, entry in value.items():
         finite_number = isinstance(entry, int | float) and not isinstance(entry, bool) and math.isfinite(entry)
-        if not (isinstance(entry, str) or finite_number):
-            errors.add(_join("metadata", str(key)), "must be a string or a number")
-    if len(value) > MAX_METADATA_PAIRS:
+        if isinstance(entry, str) or finite_number:
+            good += 1
+        else:
+            bad.add(_join("metadata", str(key)), "must be a string or a number")
+    # As the server words it: more than 5 good pairs is the only error then; else the bad values.
+    if good > MAX_METADATA_PAIRS:
         errors.add("metadata", f"must contain no more than {MAX_METADATA_PAIRS} keys")
+    else:
+        errors.items.extend(bad.items)
 
 
 def _custom_fields(errors: _Errors, item: Mapping[str, Any]) -> None:
@@ -205,6 +212,10 @@ def _custom_fields(errors: _Errors, item: Mapping[str, Any]) -> None:
         return
     if not isinstance(value, list | tuple):
         errors.add("custom_fields", "must be an array")
+        return
+    if len(value) > MAX_CUSTOM_FIELDS:
+        # As the server words it: too many fields is the only error then.
+        errors.add("custom_fields", f"must contain no more than {MAX_CUSTOM_FIELDS} elements")
         return
     for i, entry in enumerate(value):
         at = _join("custom_fields", i)
@@ -219,8 +230,6 @@ def _custom_fields(errors: _Errors, item: Mapping[str, Any]) -> None:
         finite = not isinstance(scalar, float) or math.isfinite(scalar)
         if not (scalar is None or isinstance(scalar, str | bool | int | float)) or not finite:
             errors.add(_join(at, "value"), "must be a string, a number, a boolean or null")
-    if len(value) > MAX_CUSTOM_FIELDS:
-        errors.add("custom_fields", f"must contain no more than {MAX_CUSTOM_FIELDS} elements")
 
 
 def _printable(key: str) -> str:
