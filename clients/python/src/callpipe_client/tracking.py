@@ -59,9 +59,11 @@ class Tracker:
         todo = list(self.pending() if wanted is None else wanted)
         if len(todo) > FEW:
             if not any(self._received(i) for i in todo):
-                # Learn roughly when these calls came in from a few of them, spread over the set.
+                # Learn roughly when these calls came in from a few of them: the first, the last
+                # and some in between (ids usually come in the order they were submitted).
                 step = max(1, len(todo) // SAMPLE)
-                await asyncio.gather(*(self.read(i) for i in todo[::step][:SAMPLE]))
+                sample = dict.fromkeys([todo[0], *todo[::step][1 : SAMPLE - 1], todo[-1]])
+                await asyncio.gather(*(self.read(i) for i in sample))
             seen = await self._scan(set(todo))
             todo = [i for i in todo if i not in seen and i not in self.missing][:FEW]
         await asyncio.gather(*(self.read(i) for i in todo))
@@ -75,7 +77,8 @@ class Tracker:
         """Read the list within the window of known received times; returns the ids it showed."""
         times = [t for i in self.ids if (t := self._received(i)) is not None]
         start = min(times) if times else None
-        end = max(times) + timedelta(seconds=1) if times else None
+        # Closed at the newest call seen once every call has been seen; open until then.
+        end = max(times) + timedelta(seconds=1) if times and len(times) + len(self.missing) >= len(self.ids) else None
         seen: set[str] = set()
         budget = 2 * len(self.ids) + 5 * PAGE  # whatever else the tenant received in that window
         async for call in self.client.iter_calls(limit=PAGE, received_from=start, received_to=end):

@@ -195,7 +195,12 @@ async def cmd_watch(cli: Cli) -> int:
         try:
             with live or contextlib.nullcontext():
                 while True:
-                    newly_final = await tracker.refresh()
+                    remaining = deadline - time.monotonic() if deadline is not None else None
+                    try:
+                        # A refresh can take long under a rate limit: --timeout bounds it too.
+                        newly_final = await asyncio.wait_for(tracker.refresh(), remaining)
+                    except asyncio.TimeoutError:
+                        break
                     if cli.json:
                         for call_id in newly_final:
                             cli.emit(tracker.known[call_id].model_dump(mode="json"))
@@ -203,7 +208,7 @@ async def cmd_watch(cli: Cli) -> int:
                         live.update(view())
                     if not tracker.pending():
                         break
-                    if deadline is not None and time.monotonic() >= deadline:
+                    if deadline is not None and time.monotonic() + args.interval >= deadline:
                         break
                     await asyncio.sleep(args.interval)
         except asyncio.CancelledError:

@@ -9,10 +9,11 @@ from datetime import datetime
 from rich.console import Group, RenderableType
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
+    Progress,
     ProgressColumn,
     Task,
     TaskProgressColumn,
+    TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
@@ -60,21 +61,40 @@ def score(value: float | None) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
 
 
-class OutcomesColumn(ProgressColumn):
-    """``✓ accepted  = duplicate  ✗ rejected  ↷ skipped`` from the task's fields."""
+def outcomes_line(task: Task) -> Text:
+    """``✓ accepted  = duplicate  ✗ rejected  ↷ done before``, then what the run waits for."""
+    f = task.fields.get("outcomes", {})
+    text = Text("  ")
+    text.append(f"✓ {f.get('accepted', 0):,} accepted", style="green")
+    text.append("  ")
+    text.append(f"= {f.get('duplicate', 0):,} duplicate", style="yellow")
+    text.append("  ")
+    text.append(f"✗ {f.get('rejected', 0):,} rejected", style="red" if f.get("rejected") else "dim")
+    if f.get("skipped"):
+        text.append("  ")
+        text.append(f"↷ {f['skipped']:,} done before", style="dim")
+    if task.fields.get("note"):
+        text.append("   ")
+        text.append(task.fields["note"], style="yellow")
+    return text
+
+
+class SubmitProgress(Progress):
+    """The bar, counts, rate and times on one line; the outcomes and any wait on the next, so
+    both fit a terminal of 100 columns."""
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        for task in self.tasks:
+            yield outcomes_line(task)
+
+
+class CountColumn(ProgressColumn):
+    """``1,234/10,000`` rows done."""
 
     def render(self, task: Task) -> Text:
-        f = task.fields.get("outcomes", {})
-        text = Text()
-        text.append(f"✓ {f.get('accepted', 0):,} accepted", style="green")
-        text.append("  ")
-        text.append(f"= {f.get('duplicate', 0):,} duplicate", style="yellow")
-        text.append("  ")
-        text.append(f"✗ {f.get('rejected', 0):,} rejected", style="red" if f.get("rejected") else "dim")
-        if f.get("skipped"):
-            text.append("  ")
-            text.append(f"↷ {f['skipped']:,} done before", style="dim")
-        return text
+        total = f"{int(task.total):,}" if task.total is not None else "?"
+        return Text(f"{int(task.completed):,}/{total}", style="progress.download")
 
 
 class RateColumn(ProgressColumn):
@@ -87,25 +107,16 @@ class RateColumn(ProgressColumn):
         return Text(f"{rate:,.0f} calls/s", style="cyan")
 
 
-class NoteColumn(ProgressColumn):
-    """What the run is waiting for, if anything (a rate limit, a retry)."""
-
-    def render(self, task: Task) -> Text:
-        return Text(task.fields.get("note", ""), style="yellow")
-
-
 def progress_columns() -> list[ProgressColumn | str]:
     return [
-        "[bold]{task.description}",
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(bar_width=30),
-        MofNCompleteColumn(),
+        CountColumn(),
         TaskProgressColumn(),
-        OutcomesColumn(),
         RateColumn(),
         TimeElapsedColumn(),
         "eta",
         TimeRemainingColumn(),
-        NoteColumn(),
     ]
 
 

@@ -151,7 +151,7 @@ class SubmitCommand:
     async def submit(self, total: int, journal: Path | None) -> tuple[bulk.SubmitReport | None, CallpipeError | None]:
         args, cli = self.args, self.cli
         if cli.progress_enabled:
-            self.progress = Progress(*render.progress_columns(), console=cli.err)
+            self.progress = render.SubmitProgress(*render.progress_columns(), console=cli.err)
             self.task = self.progress.add_task(f"Submitting {Path(args.file).name}", total=total)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
