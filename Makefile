@@ -106,6 +106,7 @@ bench: install test-tools infra-up ## Run the benchmarks and print the figures f
 	$(PY) -m bench.read_model_bench
 	$(PY) -m bench.auth_timing_bench
 	$(PY) -m bench.pipeline_bench
+	$(PY) -m bench.client_bench
 
 clean: down ## Stop everything and delete local state (.local/, .venv/)
 	rm -rf .local $(VENV)
