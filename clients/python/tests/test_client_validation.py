@@ -121,3 +121,20 @@ def test_size_and_rebasing() -> None:
     assert rebase(FieldError(field="data", message="data should not be empty"))[0] is None
     assert call_id_of({"call": {"id": "x"}}) == "x"
     assert encode_item({"a": "é"}) == '{"a":"é"}'.encode()
+
+
+def test_unknown_fields_may_not_nest_past_the_apis_limit() -> None:
+    deep: Any = 1
+    for _ in range(29):
+        deep = [deep]
+    assert errors(make_item(extra=deep)) == []  # 29 levels, under the item's 3: 32 in all
+    assert errors(make_item(extra=[deep])) == [
+        ("extra", "extra must not nest arrays or objects more than 32 levels deep in the body")
+    ]
+    item = make_item()
+    item["customer"]["history"] = [deep]
+    assert errors(item)[0][0] == "customer.history"
+    very: Any = 1
+    for _ in range(5000):
+        very = [very]
+    assert errors(make_item(extra=very))[0][0] == "extra"  # no recursion error on the way

@@ -93,7 +93,7 @@ async def test_a_smaller_body_limit_splits_batches_and_rejects_a_call_too_big_al
             report = await client.submit_calls(items)
     assert report.counts == {"accepted": 59, "duplicate": 0, "rejected": 1, "skipped": 0}
     [too_big] = report.rejected
-    assert too_big.index == 33 and too_big.errors[0].message == "Request payload exceeds the 5MB limit"
+    assert too_big.index == 33 and too_big.errors[0].message == "Request payload exceeds the 20000 bytes limit"
     assert 413 in {s for _, _, s, _ in wire.requests}
     assert sorted(wire.ingest_ids(200)) == sorted(i["call"]["id"] for n, i in enumerate(items) if n != 33)
     assert len(await ledger(database_url, partner.partner_id)) == 59
@@ -183,3 +183,29 @@ async def test_a_graceful_stop_leaves_nothing_open(
     assert state.open == {}  # waiting on the rate limit was abandoned, never half-sent
     assert len(state.done) == report.counts["accepted"] == len(await ledger(database_url, limited.partner_id))
     await api.aclose()
+
+
+async def test_a_call_the_gateway_finds_too_big_is_the_only_one_rejected(
+    api: AsyncClient, partner: PartnerCreds, wire: Wire, database_url: str
+) -> None:
+    # Under the client's own bound (the item alone), over the gateway's (the call's whole event).
+    items = [call_item() for _ in range(5)]
+    items[3]["transcript_notes"] = "n" * (1024 * 1024 - 2000)
+    items[1]["nested"] = {"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}  # 32 levels deep
+    report = await api.submit_calls(items)
+    assert report.counts == {"accepted": 3, "duplicate": 0, "rejected": 2, "skipped": 0}
+    deep, big = report.rejected
+    assert (deep.index, deep.source, deep.errors[0].field) == (1, "local", "nested")
+    assert deep.errors[0].message == "nested must not nest arrays or objects more than 32 levels deep in the body"
+    assert (big.index, big.source, big.errors[0].field) == (3, "server", "transcript_notes")
+    assert big.errors[0].message.endswith("bytes once encoded; a call may take at most 1048576 bytes")
+    assert [s for _, _, s, _ in wire.requests] == [422, 200]
+    assert len(await ledger(database_url, partner.partner_id)) == 3
+
+
+async def test_tenancy_ids_travel_as_utf8(make_client: Callable[..., AsyncClient], partner: PartnerCreds) -> None:
+    api = make_client(partner, tenant_id="ténant-ü", subtenant_id="Zürich")
+    item = call_item()
+    assert (await api.submit_calls([item])).counts["accepted"] == 1
+    status = await api.get_call(item["call"]["id"])
+    assert (status.tenant_id, status.subtenant_id) == ("ténant-ü", "Zürich")

@@ -18,6 +18,15 @@ from tests.factories import call_item
 
 DELETE = object()
 
+
+def nested(depth: int) -> Any:
+    """Arrays within arrays, ``depth`` levels, around one object."""
+    value: Any = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 VALUES: list[Any] = [
     DELETE,
     None,
@@ -61,6 +70,11 @@ VALUES: list[Any] = [
     [{"internal_name": "f", "value": "v"}] * 11,
     {str(i): i for i in range(6)},
     {"a": True, "b": None, "c": [1]},
+    # Around the nesting limit (32 levels for the body; unknown fields sit 4 to 6 levels down).
+    nested(27),
+    nested(28),
+    nested(29),
+    nested(30),
 ]
 
 PATHS: list[tuple[str, ...]] = [
@@ -88,6 +102,8 @@ PATHS: list[tuple[str, ...]] = [
     ("custom_fields", 0),
     ("custom_fields", 0, "internal_name"),
     ("custom_fields", 0, "value"),
+    ("custom_fields", 0, "note"),
+    ("customer", "notes"),
     ("industry",),
     ("deep", "er"),
 ]

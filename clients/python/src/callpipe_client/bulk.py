@@ -49,6 +49,7 @@ from callpipe_client.validation import (
     normalize,
     rebase,
     size_error,
+    size_errors,
     validate_item,
 )
 
@@ -228,9 +229,18 @@ class _Run:
                     self.settle(result)
                     continue
                 errors = validate_item(item) if self.validate else json_errors(item)
-                encoded = encode_item(item) if not errors else b""
-                if not errors and (too_big := size_error(len(encoded), self.max_bytes)) is not None:
-                    errors = [too_big]
+                encoded = b""
+                if not errors:
+                    try:
+                        encoded = encode_item(item)
+                    except (ValueError, RecursionError) as exc:
+                        errors = [FieldError(field="", message=f"item cannot be encoded as JSON: {exc}")]
+                if not errors:
+                    errors = (
+                        size_errors(item, encoded, self.max_bytes)
+                        if self.validate
+                        else [e for e in [size_error(len(encoded), self.max_bytes)] if e is not None]
+                    )
                 if errors or call_id is None:
                     self.settle(CallResult(index, call_id, REJECTED, errors, "local"))
                     continue

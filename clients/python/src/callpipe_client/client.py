@@ -117,7 +117,7 @@ class _Base:
         self.server_date: datetime | None = None
         self._gate_until = 0.0  # monotonic time before which no request is sent (after a 429)
 
-    def _headers(self, *, subtenant_required: bool) -> dict[str, str]:
+    def _headers(self, *, subtenant_required: bool, json_body: bool) -> list[tuple[bytes, bytes]]:
         headers = {**self.config.credential_headers(), "user-agent": f"callpipe-client/{__version__}"}
         if not self.config.tenant_id:
             raise ConfigurationError("no tenant: set CALLPIPE_TENANT_ID or pass tenant_id=")
@@ -126,7 +126,10 @@ class _Base:
             headers["x-sub-tenant-id"] = self.config.subtenant_id
         elif subtenant_required:
             raise ConfigurationError("no subtenant: set CALLPIPE_SUBTENANT_ID or pass subtenant_id=")
-        return headers
+        if json_body:
+            headers["content-type"] = "application/json"
+        # Tenancy ids are text the API reads as UTF-8 (httpx takes only ASCII in a str value).
+        return [(name.encode("ascii"), value.encode("utf-8")) for name, value in headers.items()]
 
     def _timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.config.timeout_s, connect=self.config.connect_timeout_s)
@@ -247,9 +250,7 @@ class Client(_Base):
         retry_ambiguous: bool = True,
     ) -> httpx.Response:
         """One API request with retries; the 2xx response, or the typed error."""
-        headers = self._headers(subtenant_required=subtenant_required)
-        if content is not None:
-            headers["content-type"] = "application/json"
+        headers = self._headers(subtenant_required=subtenant_required, json_body=content is not None)
         attempt, rate_waited = 0, 0.0
         while True:
             attempt += 1
@@ -421,9 +422,7 @@ class AsyncClient(_Base):
 
         ``abandon``: once set, the request gives up instead of starting a try (raising
         ``Abandoned``); a try already under way is never cut off."""
-        headers = self._headers(subtenant_required=subtenant_required)
-        if content is not None:
-            headers["content-type"] = "application/json"
+        headers = self._headers(subtenant_required=subtenant_required, json_body=content is not None)
         attempt, rate_waited = 0, 0.0
         while True:
             attempt += 1

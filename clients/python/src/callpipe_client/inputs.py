@@ -213,7 +213,7 @@ def read_jsonl(stream: IO[str]) -> Iterator[Row]:
             continue
         try:
             item = json.loads(text, parse_constant=_reject_constant)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             yield Row(number, None, [FieldError(field="", message=f"line is not valid JSON: {exc}")], raw=text)
             continue
         if not isinstance(item, dict):

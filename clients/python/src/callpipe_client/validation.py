@@ -24,6 +24,20 @@ MAX_TEXT = 255
 MAX_URL = 2048
 MAX_METADATA_PAIRS = 5
 MAX_CUSTOM_FIELDS = 10
+#: Nesting of the whole request body, the body itself counting as one level.
+MAX_JSON_DEPTH = 32
+#: One call as the API stores and passes it on (its event: the item plus an envelope and the
+#: tenant's analysis configuration), in bytes. The item alone is a lower bound of that.
+MAX_CALL_BYTES = 1024 * 1024
+_DEPTH_PREDICATE = f"must not nest arrays or objects more than {MAX_JSON_DEPTH} levels deep in the body"
+# The contract's keys; others are kept in place (unknown fields) and only they can nest deeper.
+_ITEM_KEYS = frozenset({"call", "agent", "customer", "callback_url", "metadata", "custom_fields"})
+_PART_KEYS = {
+    "call": frozenset({"id", "recording_url", "start_time", "end_time", "contact_number"}),
+    "agent": frozenset({"id", "email", "name"}),
+    "customer": frozenset({"id", "name", "email", "disposition_status"}),
+}
+_CUSTOM_FIELD_KEYS = frozenset({"internal_name", "value"})
 
 _NOT_BLANK = re.compile(r"\S")
 # The server's patterns, anchored with \Z: Python's ``$`` would also match before a final newline.
@@ -262,6 +276,58 @@ def _unportable(errors: _Errors, value: Any, path: str) -> None:
     errors.items.extend(sorted(found.items, key=lambda e: e.field))
 
 
+def _depth(value: Any) -> int:
+    """Nesting depth: 0 for a scalar, 1 for a flat array or object, ... (without recursion)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, Mapping):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in node.values())
+        elif isinstance(node, list | tuple):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in node)
+    return deepest
+
+
+def _too_deep(errors: _Errors, item: Mapping[str, Any]) -> None:
+    """Unknown fields that take the body past ``MAX_JSON_DEPTH`` (the item sits at level 3:
+    the body, ``data``, the item), named as the API names them."""
+
+    def check(value: Any, level: int, path: str) -> None:
+        if isinstance(value, Mapping | list | tuple) and level - 1 + _depth(value) > MAX_JSON_DEPTH:
+            errors.add(path, _DEPTH_PREDICATE)
+
+    for key in sorted(set(item) - _ITEM_KEYS):
+        check(item[key], 4, _printable(key))
+    for part, known in _PART_KEYS.items():
+        for key in sorted(set(item[part]) - known):
+            check(item[part][key], 5, f"{part}.{_printable(key)}")
+    for j, custom in enumerate(item.get("custom_fields") or ()):
+        for key in sorted(set(custom) - _CUSTOM_FIELD_KEYS):
+            check(custom[key], 6, f"custom_fields[{j}].{_printable(key)}")
+
+
+def call_size_error(item: Mapping[str, Any], encoded_size: int) -> FieldError | None:
+    """A call bigger than the API takes, named by its largest unknown field (what can be left
+    out), as the API names it. The API counts the call's event, a little bigger than the item:
+    a call just under the limit here may still be refused there (and only that call is)."""
+    if encoded_size <= MAX_CALL_BYTES:
+        return None
+    unknown = [(len(encode_item(item[k])), _printable(k)) for k in set(item) - _ITEM_KEYS]
+    for part, known in _PART_KEYS.items():
+        if isinstance(item.get(part), Mapping):
+            unknown += [(len(encode_item(item[part][k])), f"{part}.{_printable(k)}") for k in set(item[part]) - known]
+    field = max(unknown)[1] if unknown else ""
+    name = field.rsplit(".", 1)[-1] if field else "item"
+    return FieldError(
+        field=field,
+        message=f"{name} makes the call more than {MAX_CALL_BYTES} bytes once encoded; "
+        f"a call may take at most {MAX_CALL_BYTES} bytes",
+    )
+
+
 def _not_json(errors: _Errors, value: Any, path: str) -> None:
     """What JSON cannot carry at all (the server would refuse the whole request as malformed)."""
     stack: list[tuple[Any, str]] = [(value, path)]
@@ -303,7 +369,10 @@ def normalize(item: CallItem | Mapping[str, Any]) -> Any:
     datetimes become UTC timestamps (naive ones are left for validation to refuse)."""
     if isinstance(item, CallItem):
         return item.to_json()
-    return _convert(item)
+    try:
+        return _convert(item)
+    except RecursionError:
+        return item  # nested too deep to walk: validation refuses it as such
 
 
 def _convert(node: Any) -> Any:
@@ -341,6 +410,8 @@ def validate_item(item: Any) -> list[FieldError]:
     _metadata(errors, item)
     _custom_fields(errors, item)
     if not errors.items:
+        # As the API: past the contract's rules, what no later stage could carry.
+        _too_deep(errors, item)
         _unportable(errors, item, "")
     return errors.items
 
@@ -356,6 +427,12 @@ BATCH_OVERHEAD = len(b'{"data":[]}')
 
 def batch_body(encoded: list[bytes]) -> bytes:
     return b'{"data":[' + b",".join(encoded) + b"]}"
+
+
+def size_errors(item: Mapping[str, Any], encoded: bytes, max_batch_bytes: int = MAX_BATCH_BYTES) -> list[FieldError]:
+    """What makes a valid item too big to send: bigger than a call may be, or than a request."""
+    found = call_size_error(item, len(encoded)) or size_error(len(encoded), max_batch_bytes)
+    return [found] if found is not None else []
 
 
 def size_error(encoded_size: int, max_batch_bytes: int = MAX_BATCH_BYTES) -> FieldError | None:

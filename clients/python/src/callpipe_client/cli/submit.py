@@ -31,7 +31,7 @@ from callpipe_client.errors import CallpipeError
 from callpipe_client.inputs import REJECTED_COLUMNS, InputError, Row, parse_mapping, read_rows
 from callpipe_client.journal import JournalError, default_path
 from callpipe_client.models import FieldError
-from callpipe_client.validation import encode_item, normalize, size_error, validate_item
+from callpipe_client.validation import encode_item, normalize, size_errors, validate_item
 
 SHOWN_INVALID_ROWS = 10
 
@@ -48,8 +48,8 @@ def check(row: Row) -> list[FieldError]:
         return row.errors
     item = normalize(row.item)
     problems = validate_item(item)
-    if not problems and (too_big := size_error(len(encode_item(item)))) is not None:
-        problems = [too_big]
+    if not problems:
+        problems = size_errors(item, encode_item(item))
     return problems
 
 
