@@ -53,6 +53,7 @@ def test_5xx_and_429_are_retried_and_retry_after_is_honoured() -> None:
     later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=4), usegmt=True)
     events: list[RetryEvent] = []
     with scripted_server(
+        Answer(408, {"success": False, "message": "Request body not received in time"}),
         Answer(503, b"<html>busy</html>", {"content-type": "text/html"}),
         Answer(
             429, {"success": False, "message": "Rate limit exceeded. Try again in 60 seconds."}, {"Retry-After": "1"}
@@ -68,9 +69,9 @@ def test_5xx_and_429_are_retried_and_retry_after_is_honoured() -> None:
             assert client.server_date == datetime(2100, 1, 1, 0, 0, 7, tzinfo=timezone.utc)  # the latest seen
         elapsed = time.monotonic() - started
     assert call.call_id == "c1" and call.timestamps.received is not None
-    assert [e.reason for e in events] == ["server_error", "rate_limited", "rate_limited"]
-    assert events[1].wait_s == 1.0 and 0 < events[2].wait_s <= 2.0
-    assert elapsed >= 1.0 + events[2].wait_s - 0.05
+    assert [e.reason for e in events] == ["request_timeout", "server_error", "rate_limited", "rate_limited"]
+    assert events[2].wait_s == 1.0 and 0 < events[3].wait_s <= 2.0
+    assert elapsed >= 1.0 + events[3].wait_s - 0.05
     # Credentials, tenancy and the id as one escaped path segment on every try.
     method, path, headers, _ = script.requests[0]
     assert (method, path) == ("GET", "/api/v1/partner/calls/a%2Fb%3Fc")
@@ -119,6 +120,14 @@ def test_a_refused_connection_cannot_have_taken_effect_a_timeout_may_have() -> N
     with Client(config(f"http://127.0.0.1:{closed_port()}")) as client, pytest.raises(TransportError) as refused:
         client.get_call("c1")
     assert refused.value.sent is False
+    # A 408 says nothing was recorded: sent again even where a timeout would not be.
+    with scripted_server(Answer(408, {"success": False, "message": "Request body not received in time"})) as (
+        url,
+        script,
+    ):
+        with Client(config(url)) as client:
+            client.request("POST", "/api/v1/partner/ingest/batch-call", content=b"{}", retry_ambiguous=False)
+        assert len(script.requests) == 2
     with (
         scripted_server(Answer(200, STATUS, delay_s=1.0)) as (url, script),
         Client(config(url, timeout_s=0.3)) as client,

@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
-#: Statuses worth another try: the rate limit, and a server or proxy that failed or is busy.
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Statuses worth another try: a body that did not arrive in time, the rate limit, and a server
+#: or proxy that failed or is busy.
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: Of those, the ones that say the request was not acted on (safe to send again as it is).
+NOT_ACTED_ON = frozenset({408, 429})
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import httpx
 from pydantic import BaseModel
 
 from callpipe_client import bulk
-from callpipe_client._retry import RETRY_STATUSES, parse_http_date, parse_retry_after
+from callpipe_client._retry import NOT_ACTED_ON, RETRY_STATUSES, parse_http_date, parse_retry_after
 from callpipe_client._version import __version__
 from callpipe_client.config import ClientConfig
 from callpipe_client.errors import Abandoned, ApiError, ConfigurationError, RateLimited, TransportError, api_error
@@ -162,10 +162,12 @@ class _Base:
                 return error
             self._gate_until = max(self._gate_until, time.monotonic() + wait)
             return wait, RetryEvent("rate_limited", wait, attempt, 429)
-        if attempt >= policy.attempts or not retry_ambiguous:
+        acted_on = outcome.status_code not in NOT_ACTED_ON
+        if attempt >= policy.attempts or (acted_on and not retry_ambiguous):
             return error
         wait = policy.backoff(attempt, parse_retry_after(outcome.headers.get("retry-after")))
-        return wait, RetryEvent("server_error", wait, attempt + 1, outcome.status_code)
+        reason = "server_error" if acted_on else "request_timeout"
+        return wait, RetryEvent(reason, wait, attempt + 1, outcome.status_code)
 
     def _emit(self, event: RetryEvent) -> None:
         if self.on_retry is not None:

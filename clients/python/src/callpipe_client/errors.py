@@ -84,6 +84,12 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class RequestTimeout(ApiError):
+    """408: the request body did not arrive in time (nothing was recorded; it is retried)."""
+
+    code = "request_timeout"
+
+
 class PayloadTooLarge(ApiError):
     """413: the request body is over the size limit (5 MB)."""
 
@@ -134,6 +140,7 @@ _BY_STATUS: dict[int, type[ApiError]] = {
     400: BadRequest,
     403: Forbidden,
     404: NotFound,
+    408: RequestTimeout,
     409: Conflict,
     413: PayloadTooLarge,
     415: UnsupportedMediaType,
