@@ -81,6 +81,7 @@ class SubmitCommand:
         self.recovered = 0
         self.sent = 0
         self.lines: list[int] = []  # the input line of each item handed to submit_calls, by index
+        self.invalid: dict[int, list[FieldError]] = {}  # line -> problems, from the first pass
         self.progress: Progress | None = None
         self.task: TaskID | None = None
 
@@ -124,9 +125,12 @@ class SubmitCommand:
         return None
 
     def items(self) -> Iterator[dict[str, Any]]:
+        """The rows found valid, for ``submit_calls``; the others are recorded rejected here (each
+        row is checked once: ``submit_calls`` is told not to check them again)."""
         for row in self.rows():
-            if row.item is None:
-                self.record(row.line, bulk.CallResult(-1, None, bulk.REJECTED, row.errors, "local"))
+            problems = self.invalid.get(row.line)
+            if problems is not None or row.item is None:
+                self.record(row.line, bulk.CallResult(-1, row_id(row), bulk.REJECTED, problems or row.errors, "local"))
                 continue
             self.lines.append(row.line)
             yield row.item
@@ -179,6 +183,7 @@ class SubmitCommand:
                         journal=journal,
                         on_result=self.on_result,
                         stop=stop,
+                        validate=False,  # checked in the first pass (self.invalid)
                     )
             return report, None
         except bulk.SubmitAborted as exc:
@@ -291,6 +296,7 @@ class SubmitCommand:
     async def run(self) -> int:
         cli = self.cli
         total, invalid = await asyncio.to_thread(self.validate)
+        self.invalid = {line: problems for line, _, problems in invalid}
         if not cli.json:
             self.report_invalid(total, invalid)
         if self.args.dry_run:
