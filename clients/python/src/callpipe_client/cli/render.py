@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
@@ -73,7 +74,7 @@ def outcomes_line(task: Task) -> Text:
     if f.get("skipped"):
         text.append("  ")
         text.append(f"↷ {f['skipped']:,} done before", style="dim")
-    if task.fields.get("note"):
+    if task.fields.get("note") and time.monotonic() < task.fields.get("note_until", 0.0):
         text.append("   ")
         text.append(task.fields["note"], style="yellow")
     return text

@@ -142,7 +142,7 @@ class SubmitCommand:
         if result.source == "server":
             self.sent += 1
         if self.progress is not None and self.task is not None:
-            self.progress.update(self.task, advance=1, note="", sent=self.sent, outcomes=dict(self.counts))
+            self.progress.update(self.task, advance=1, sent=self.sent, outcomes=dict(self.counts))
 
     def on_result(self, result: bulk.CallResult) -> None:
         self.record(self.lines[result.index], result)
@@ -150,7 +150,9 @@ class SubmitCommand:
     def on_retry(self, event: RetryEvent) -> None:
         if self.progress is not None and self.task is not None:
             why = "rate limited" if event.reason == "rate_limited" else f"retrying after {event.reason} error"
-            self.progress.update(self.task, note=f"{why}: waiting {event.wait_s:.1f}s")
+            # Shown for as long as the wait lasts (every request waits out a rate limit together).
+            note_until = time.monotonic() + event.wait_s
+            self.progress.update(self.task, note=f"{why}: waiting {event.wait_s:.1f}s", note_until=note_until)
 
     async def submit(self, total: int, journal: Path | None) -> tuple[bulk.SubmitReport | None, CallpipeError | None]:
         args, cli = self.args, self.cli
