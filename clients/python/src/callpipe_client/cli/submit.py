@@ -284,7 +284,8 @@ class SubmitCommand:
             note(f"  {s['recovered']:,} of these calls were found recorded through the status API after an interrupted")
             note("  request (their answers had been lost): they were not sent again.")
         if s.get("rate_limited"):
-            note(f"  {s['rate_limited']:,} rate-limit waits (429) over {s['requests']:,} batch requests", "dim")
+            waits = "wait" if s["rate_limited"] == 1 else "waits"
+            note(f"  {s['rate_limited']:,} rate-limit {waits} (429) over {s['requests']:,} batch requests", "dim")
         if s["journal"]:
             note(f"Journal: {s['journal']}", "dim")
         if aborted is not None:
