@@ -12,15 +12,17 @@ STACK := python3 deploy/local/stack.py
 PYTEST_ARGS ?=
 
 .PHONY: help install system-deps infra-up infra-down migrate up demo chaos down status logs \
-        test test-tools test-unit lint format schemas bench clean
+        test test-tools test-unit lint format schemas openapi openapi-tools bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+CLIENT := clients/python
+
+$(VENV)/.installed: pyproject.toml constraints.txt $(CLIENT)/pyproject.toml
 	$(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]' -e $(CLIENT)
 	touch $@
 
 # The dashboard's front-end dependencies (Chart.js), exactly as package-lock.json pins them;
@@ -30,7 +32,7 @@ $(DASHBOARD_ASSETS)/node_modules/.installed: $(DASHBOARD_ASSETS)/package.json $(
 	npm ci --prefix $(DASHBOARD_ASSETS) --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(VENV)/.installed $(DASHBOARD_ASSETS)/node_modules/.installed ## Create the virtualenv, install the Python and npm dependencies
+install: $(VENV)/.installed $(DASHBOARD_ASSETS)/node_modules/.installed ## Create the virtualenv, install the Python dependencies, the client package (editable) and the npm assets
 
 system-deps: ## Install PostgreSQL (Debian packages) if missing and fetch the Kafka jars
 	$(STACK) install
@@ -69,7 +71,7 @@ logs: ## Follow the services' logs
 test-tools: ## Install what the tests need beyond the stack (festival voices for speech, Prometheus, Chromium)
 	$(STACK) install-test-tools
 
-test: install system-deps test-tools ## Run the whole test suite against real Kafka and PostgreSQL
+test: install system-deps test-tools openapi-tools ## Run the whole test suite against real Kafka and PostgreSQL
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 chaos: install system-deps test-tools ## Fault tests: kill workers, restart Kafka and PostgreSQL while calls flow
@@ -78,17 +80,29 @@ chaos: install system-deps test-tools ## Fault tests: kill workers, restart Kafk
 test-unit: install test-tools ## Run only the tests that need no infrastructure (speech synthesis included)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-lint: install ## ruff and mypy
+lint: install ## ruff and mypy (the services, and the client package as Python 3.10)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check services schemas tests deploy/local deploy/k8s bench
+	$(VENV)/bin/ruff format --check services schemas tests deploy/local deploy/k8s bench clients
 	$(VENV)/bin/mypy services schemas
+	$(VENV)/bin/mypy --config-file $(CLIENT)/pyproject.toml $(CLIENT)/src
 
 format: install ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
-	$(VENV)/bin/ruff format services schemas tests deploy/local deploy/k8s bench
+	$(VENV)/bin/ruff format services schemas tests deploy/local deploy/k8s bench clients
 
 schemas: install ## Regenerate the checked-in JSON Schema files from schemas/events.py
 	$(PY) -m schemas.generate
+
+openapi: install ## Rebuild clients/openapi/partner-api.json (the document other languages generate clients from)
+	$(PY) clients/openapi/build.py
+
+OPENAPI_GENERATOR := .local/tools/openapi-generator-cli-$(shell sed -n 's:.*<openapi-generator.version>\(.*\)</openapi-generator.version>.*:\1:p' clients/openapi/pom.xml).jar
+
+openapi-tools: $(OPENAPI_GENERATOR) ## Fetch the pinned OpenAPI generator from Maven Central (for the generated-client test)
+
+$(OPENAPI_GENERATOR): clients/openapi/pom.xml
+	mvn -q -f clients/openapi/pom.xml dependency:copy-dependencies -DoutputDirectory=../../.local/tools
+	touch $@
 
 bench: install test-tools infra-up ## Run the benchmarks and print the figures for BENCHMARKS.md
 	$(PY) -m bench.gateway_bench
@@ -102,6 +116,7 @@ bench: install test-tools infra-up ## Run the benchmarks and print the figures f
 	$(PY) -m bench.auth_timing_bench
 	$(PY) -m bench.dashboard_bench
 	$(PY) -m bench.pipeline_bench
+	$(PY) -m bench.client_bench
 
 clean: down ## Stop everything and delete local state (.local/, .venv/)
 	rm -rf .local $(VENV)

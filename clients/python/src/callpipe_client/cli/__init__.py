@@ -1,0 +1,1 @@
+"""The ``callpipe`` command line tool (``callpipe --help``)."""
