@@ -42,6 +42,8 @@ CALLS = "/api/v1/partner/calls"
 CALL = "/api/v1/partner/calls/{call_id}"
 REDELIVER = "/api/v1/partner/calls/{call_id}/callback/redeliver"
 CONFIG = "/api/v1/partner/analysis-config"
+DASHBOARD_TOKEN = "/api/v1/partner/dashboard/auth/token"  # noqa: S105 - a path
+DASHBOARD_REVOKE = "/api/v1/partner/dashboard/sessions/revoke"
 
 #: (method, path) -> (operationId, success status, model of ``data`` or None when the gateway's is kept,
 #: whether x-sub-tenant-id is required)
@@ -52,6 +54,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str, type[BaseModel] | None, bool]]
     ("post", REDELIVER): ("redeliverCallback", "202", models.Redelivery, False),
     ("get", CONFIG): ("getAnalysisConfig", "200", models.ConfigView, True),
     ("put", CONFIG): ("setAnalysisConfig", "200", models.ConfigView, True),
+    ("get", DASHBOARD_TOKEN): ("getDashboardToken", "200", models.DashboardToken, True),
+    ("post", DASHBOARD_REVOKE): ("revokeDashboardSessions", "200", models.DashboardSessionsRevoked, False),
 }
 SIGNATURE_HEADERS = {
     "webhook-id": "The delivery id (msg_...): the same on every retry and redelivery; drop duplicates by it.",

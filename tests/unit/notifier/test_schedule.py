@@ -8,6 +8,7 @@ from email.utils import format_datetime
 import pytest
 
 from services.common import ssrf
+from services.common.crypto import new_key
 from services.common.errors import ConfigurationError
 from services.common.http import parse_retry_after
 from services.notifier.config import NotifierSettings
@@ -66,11 +67,14 @@ def test_allowed_targets() -> None:
     check_target("http://127.0.0.1:8080/cb", loopback, allow_http=True)
 
 
+KEYS = f"prod:{new_key()}"
+
+
 def test_development_allowances_are_refused_in_production() -> None:
-    url = "postgresql://x@db/p"
-    with pytest.raises(ConfigurationError):
-        NotifierSettings(environment="production", database_url=url, allow_http=True)
-    with pytest.raises(ConfigurationError):
-        NotifierSettings(environment="production", database_url=url, ssrf_allow_networks="127.0.0.0/8")
-    settings = NotifierSettings(environment="production", database_url=url)
+    production = {"environment": "production", "database_url": "postgresql://x@db/p", "secrets_encryption_keys": KEYS}
+    with pytest.raises(ConfigurationError, match="NOTIFIER_ALLOW_HTTP"):
+        NotifierSettings(**production, allow_http=True)
+    with pytest.raises(ConfigurationError, match="SSRF_ALLOW_NETWORKS"):
+        NotifierSettings(**production, ssrf_allow_networks="127.0.0.0/8")
+    settings = NotifierSettings(**production)
     assert settings.timeout_s == 15 and settings.delivery_attempts == 4 and settings.lease == 45

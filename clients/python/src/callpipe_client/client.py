@@ -38,6 +38,8 @@ from callpipe_client.models import (
     CallStatus,
     CallSummary,
     ConfigView,
+    DashboardSessionsRevoked,
+    DashboardToken,
     Redelivery,
     utc_timestamp,
 )
@@ -46,6 +48,16 @@ from callpipe_client.validation import MAX_BATCH_CALLS, batch_body, encode_item,
 INGEST_PATH = "/api/v1/partner/ingest/batch-call"
 CALLS_PATH = "/api/v1/partner/calls"
 CONFIG_PATH = "/api/v1/partner/analysis-config"
+DASHBOARD_TOKEN_PATH = "/api/v1/partner/dashboard/auth/token"  # noqa: S105 - a path
+DASHBOARD_REVOKE_PATH = "/api/v1/partner/dashboard/sessions/revoke"
+
+
+def _dashboard_params(agent_id: str | None, read_only: bool) -> dict[str, str]:
+    params = {"read_only": "true"} if read_only else {}
+    if agent_id is not None:
+        params["agent_id"] = agent_id
+    return params
+
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -316,6 +328,18 @@ class Client(_Base):
     def get_analysis_config(self) -> ConfigView:
         return ConfigView.model_validate(_data(self.request("GET", CONFIG_PATH, subtenant_required=True)))
 
+    def get_dashboard_token(self, *, agent_id: str | None = None, read_only: bool = False) -> DashboardToken:
+        """A single-use dashboard token for this tenant and subtenant (one agent's calls only with
+        ``agent_id``; no redeliver button with ``read_only``); embed its ``url`` in an iframe."""
+        response = self.request(
+            "GET", DASHBOARD_TOKEN_PATH, params=_dashboard_params(agent_id, read_only), subtenant_required=True
+        )
+        return DashboardToken.model_validate(_data(response))
+
+    def revoke_dashboard_sessions(self) -> DashboardSessionsRevoked:
+        """End every dashboard session of the account and void every token not yet exchanged."""
+        return DashboardSessionsRevoked.model_validate(_data(self.request("POST", DASHBOARD_REVOKE_PATH)))
+
     def set_analysis_config(self, config: AnalysisConfig | Mapping[str, Any], *, scope: str) -> ConfigView:
         """Store a new version of the ``tenant`` or ``subtenant`` level; returns what is now in effect."""
         document = config.to_json() if isinstance(config, AnalysisConfig) else dict(config)
@@ -498,6 +522,16 @@ class AsyncClient(_Base):
 
     async def get_analysis_config(self) -> ConfigView:
         return ConfigView.model_validate(_data(await self.request("GET", CONFIG_PATH, subtenant_required=True)))
+
+    async def get_dashboard_token(self, *, agent_id: str | None = None, read_only: bool = False) -> DashboardToken:
+        response = await self.request(
+            "GET", DASHBOARD_TOKEN_PATH, params=_dashboard_params(agent_id, read_only), subtenant_required=True
+        )
+        return DashboardToken.model_validate(_data(response))
+
+    async def revoke_dashboard_sessions(self) -> DashboardSessionsRevoked:
+        response = await self.request("POST", DASHBOARD_REVOKE_PATH)
+        return DashboardSessionsRevoked.model_validate(_data(response))
 
     async def set_analysis_config(self, config: AnalysisConfig | Mapping[str, Any], *, scope: str) -> ConfigView:
         document = config.to_json() if isinstance(config, AnalysisConfig) else dict(config)

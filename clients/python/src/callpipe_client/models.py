@@ -285,6 +285,26 @@ class Redelivery(_Open):
     command_id: str | None = None
 
 
+class DashboardToken(_Open):
+    """``GET /api/v1/partner/dashboard/auth/token``: a single-use token and the URL to embed."""
+
+    token: str
+    url: str = Field(description="Put this in an iframe on one of your allowed origins before redeem_by.")
+    redeem_by: datetime = Field(description="The token must be exchanged (the iframe loaded) before this.")
+    expires_at: datetime = Field(description="When the dashboard session it opens ends.")
+    tenant_id: str
+    subtenant_id: str
+    agent_id: str | None = None
+    read_only: bool = False
+
+
+class DashboardSessionsRevoked(_Open):
+    """``POST /api/v1/partner/dashboard/sessions/revoke``."""
+
+    sessions_ended: int
+    tokens_voided: int
+
+
 class EffectiveConfig(_Open):
     labels: list[str] = Field(default_factory=list)
     rubric: list[RubricParameter] = Field(default_factory=list)
