@@ -104,9 +104,12 @@ def word_attribution(segments: Sequence[TranscriptSegment], turns: Sequence[Time
         words = seg.text.split()
         for i, _ in enumerate(words):
             t = seg.start + (seg.end - seg.start) * (i + 0.5) / len(words)
-            truth = min(turns, key=lambda turn: 0.0 if turn.start_s <= t <= turn.end_s else min(
-                abs(turn.start_s - t), abs(turn.end_s - t)
-            ))
+            truth = min(
+                turns,
+                key=lambda turn: (
+                    0.0 if turn.start_s <= t <= turn.end_s else min(abs(turn.start_s - t), abs(turn.end_s - t))
+                ),
+            )
             total += 1
             right += seg.speaker == truth.speaker
     return right, total
@@ -146,10 +149,14 @@ class Totals:
         return self._ratio(want == found for s in self.scores for n, want, found in s.rubric_pairs() if n == name)
 
     def bant(self, name: str) -> float | None:
-        return self._ratio(want == found for s in self.scores for n, (want, found) in s.bant_found().items() if n == name)
+        return self._ratio(
+            want == found for s in self.scores for n, (want, found) in s.bant_found().items() if n == name
+        )
 
     def recall(self, name: str) -> float | None:
-        return self._ratio(found for s in self.scores for n, (want, found) in s.bant_found().items() if n == name and want)
+        return self._ratio(
+            found for s in self.scores for n, (want, found) in s.bant_found().items() if n == name and want
+        )
 
     def qualification(self) -> float | None:
         return self._ratio(want == found for s in self.scores for _, want, found in s.qualification_pairs())

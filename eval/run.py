@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import hashlib
 import json
 import os
@@ -73,7 +74,9 @@ def text_transcript(call: EvalCall) -> tuple[list[TranscriptSegment], float]:
     segments = []
     for turn in call.turns:
         duration = len(turn.text.split()) / WORDS_PER_S
-        segments.append(TranscriptSegment(speaker=turn.speaker, start=round(t, 2), end=round(t + duration, 2), text=turn.text))
+        segments.append(
+            TranscriptSegment(speaker=turn.speaker, start=round(t, 2), end=round(t + duration, 2), text=turn.text)
+        )
         t += duration + GAP_S
     return segments, t + 0.3
 
@@ -194,12 +197,16 @@ def _f1(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def _rubric_cell(name: str, totals: Totals) -> str:
+    return _pct(totals.rubric_of(name))
+
+
 ROWS: list[tuple[str, Callable[[Totals], str]]] = [
     ("intent accuracy", lambda t: _pct(t.intent())),
     ("concern categories F1 (micro)", lambda t: _f1(t.category_f1())),
     ("concern categories exactly right", lambda t: _pct(t.categories_exact())),
     ("rubric direction (6 parameters)", lambda t: _pct(t.rubric())),
-    *[(f"- {name}", (lambda n: lambda t: _pct(t.rubric_of(n)))(name)) for name in RUBRIC_KEYS.values()],
+    *[(f"- {name}", functools.partial(_rubric_cell, name)) for name in RUBRIC_KEYS.values()],
     ("budget found/absent right", lambda t: _pct(t.bant("budget"))),
     ("authority found/absent right", lambda t: _pct(t.bant("authority"))),
     ("timeline found/absent right", lambda t: _pct(t.bant("timeline"))),
@@ -226,7 +233,10 @@ def engine_settings(name: str) -> AnalysisSettings:
         return AnalysisSettings()
     base_url, model = os.environ.get("ANALYZER_LLM_BASE_URL"), os.environ.get("ANALYZER_LLM_MODEL")
     if not base_url or not model:
-        raise SystemExit("ENGINE=llm needs ANALYZER_LLM_BASE_URL and ANALYZER_LLM_MODEL (and ANALYZER_LLM_API_KEY if the endpoint wants one)")
+        raise SystemExit(
+            "ENGINE=llm needs ANALYZER_LLM_BASE_URL and ANALYZER_LLM_MODEL "
+            "(and ANALYZER_LLM_API_KEY if the endpoint wants one)"
+        )
     return AnalysisSettings(
         engine="llm", llm_base_url=base_url, llm_model=model, llm_api_key=os.environ.get("ANALYZER_LLM_API_KEY") or None
     )
@@ -258,13 +268,21 @@ async def main_async(args: argparse.Namespace) -> None:
                     if x.call.split == "dev" and x.errors():
                         say(f"  {x.call.id}: " + "; ".join(x.errors()))
             report[condition] = [
-                {"id": x.call.id, "split": x.call.split, "errors": x.errors(), "analysis": x.analysis.model_dump(mode="json")}
+                {
+                    "id": x.call.id,
+                    "split": x.call.split,
+                    "errors": x.errors(),
+                    "analysis": x.analysis.model_dump(mode="json"),
+                }
                 for x in scores
             ]
     finally:
         await engine.close()
     say()
-    say(f"Engine: {engine.name} {engine.model} {engine.version}; calls: " + ", ".join(f"{s} {len(calls[s])}" for s in splits))
+    say(
+        f"Engine: {engine.name} {engine.model} {engine.version}; calls: "
+        + ", ".join(f"{s} {len(calls[s])}" for s in splits)
+    )
     say()
     say(table(results, conditions, splits))
     say()
