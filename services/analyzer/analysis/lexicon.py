@@ -596,6 +596,7 @@ TIMELINE = rx(
 INTRODUCTION = rx(
     r"(?:this is|my name is|its|it is|im|i am) \w+(?: \w+)? (?:from|with|at|here|calling)",
     r"\w+ here (?:from|at|with)",
+    r"(?:hi|hello|hey)(?: there)? \w+ from",
     r"(?:calling|call) from",
     r"on behalf of",
     r"my name is",
@@ -608,7 +609,7 @@ PURPOSE = rx(
     r"(?:the )?(?:purpose|goal|aim|point|objective) (?:of|for) (?:this|the|my|our|today)",
     r"agenda",
     r"(?:today|in this call|on this call|on the call) (?:id|i would|we|well|i want|i wanted|we will|we are going|were going)(?: like)? to",
-    r"(?:id|i would|i wanted|i want|we would|wed) (?:like )?to (?:talk|discuss|show|walk you|go over|cover|understand|learn|share|introduce|review)",
+    r"(?:id|i would|i wanted|i want|we would|wed) (?:like )?to (?:talk|discuss|show|walk you|go over|cover|understand|learn|share|introduce|review|hear|ask|explain|tell you|find out)",
     r"(?:we will|well|were going to|we are going to|lets) (?:cover|discuss|go over|talk about|look at|walk through)",
     r"plan for (?:today|the call|this call)",
     # An outline of the call says what it is for, even when a misheard word hides "agenda".
@@ -675,8 +676,10 @@ _DOES = (
 )
 CAPABILITY = rx(
     rf"{_SELLER} (?:(?:can|will|also|now|even|automatically|then|just|all|only|really|already) )*{_DOES}",
-    rf"^\w+ (?:(?:can|will|also|automatically) )*{_DOES}",
+    # A product's name opening the sentence (not a question word, a pronoun or a filler).
+    rf"^(?!(?:what|how|who|when|where|why|which|do|does|did|is|are|was|were|can|could|would|will|have|has|i|you|they|he|she|we|and|but|so|yes|no|okay|ok|well|great|sure|thats|that|there|here|hi|hello|hey|right|now|then|also|just|please|sorry|thanks|thank)\b)\w+ (?:(?:can|will|also|automatically) )*{_DOES}",
     r"with \w+ (?:you|your \w+|everyone|staff|people) (?:can|will|get)",
+    r"our \w+(?: \w+)? (?:is|are) ",
 )
 #: What the customer gains, said by the seller ("so your receptionist gets those hours back").
 BENEFIT = rx(

@@ -82,13 +82,14 @@ def _find(pattern: lx.Pattern, units: Sequence[Unit], *, negatable: bool = False
 
 def score_setting_context(f: Findings) -> Assessment:
     """Introduction 0.3, purpose of the call 0.5 (a statement of what the company does earns
-    0.25), an agenda or a check that the customer agrees 0.2, all within the opening."""
+    0.1: it says who is calling, not why), an agenda or a check that the customer agrees 0.2,
+    all within the opening."""
     opening = _opening(f)
     intro = _find(lx.INTRODUCTION, opening)
     purpose = _find(lx.PURPOSE, opening)
     value = None if purpose else _find(lx.VALUE_STATEMENT, opening)
     structure = _find(lx.AGENDA_STRUCTURE, opening) if (purpose or value) else None
-    fraction = 0.3 * (intro is not None) + (0.5 if purpose else 0.25 if value else 0.0) + 0.2 * (structure is not None)
+    fraction = 0.3 * (intro is not None) + (0.5 if purpose else 0.1 if value else 0.0) + 0.2 * (structure is not None)
     found: list[str] = []
     missing: list[str] = []
     if intro is None:
