@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from schemas.analysis import CallAnalysis, TranscriptSegment
-from tests.support.audio import TimedTurn
+from schemas.analysis import CallAnalysis
 from tests.support.wer import WerCount, pooled
 
 from .corpus import EvalCall
@@ -93,26 +92,6 @@ class CallScore:
             if want != found:
                 out.append(f"label {label!r} answered={found} expected={want}")
         return out
-
-
-def word_attribution(segments: Sequence[TranscriptSegment], turns: Sequence[TimedTurn]) -> tuple[int, int]:
-    """Recognised words attributed to the speaker who really said them: each word of a segment is
-    placed evenly in the segment's time span and belongs to the turn under it (or the nearest).
-    A word labelled ``unknown`` counts as wrong."""
-    right = total = 0
-    for seg in segments:
-        words = seg.text.split()
-        for i, _ in enumerate(words):
-            t = seg.start + (seg.end - seg.start) * (i + 0.5) / len(words)
-            truth = min(
-                turns,
-                key=lambda turn: (
-                    0.0 if turn.start_s <= t <= turn.end_s else min(abs(turn.start_s - t), abs(turn.end_s - t))
-                ),
-            )
-            total += 1
-            right += seg.speaker == truth.speaker
-    return right, total
 
 
 @dataclass

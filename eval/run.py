@@ -41,10 +41,10 @@ from services.analyzer import speakers
 from services.analyzer.analysis import AnalysisEngine, AnalysisInput, AnalysisSettings, create_analysis_engine
 from services.analyzer.asr import AsrRequest, AsrResult, AsrSettings, create_transcriber
 from tests.support import audio
-from tests.support.wer import count
+from tests.support.wer import count, word_attribution
 
 from .corpus import RUBRIC_KEYS, SPLITS, EvalCall, load
-from .metrics import CallScore, Totals, word_attribution
+from .metrics import CallScore, Totals
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = Path(os.environ.get("CALLPIPE_STATE_DIR", ROOT / ".local")) / "eval"
@@ -86,6 +86,7 @@ class Heard:
     """One call as the analyzer hears it under an audio condition."""
 
     rendered: audio.RenderedCall
+    path: Path
     asr: AsrResult
 
 
@@ -130,11 +131,11 @@ async def hear(calls: Sequence[EvalCall], condition: str, workers: int, use_cach
     async def one(call_id: str) -> Heard:
         rendered, path, cached = jobs[call_id]
         if use_cache and cached.exists():
-            return Heard(rendered, pickle.loads(cached.read_bytes()))  # noqa: S301 - our own cache
+            return Heard(rendered, path, pickle.loads(cached.read_bytes()))  # noqa: S301 - our own cache
         speakers_ = ("agent", "customer") if stereo else ("unknown",)
         result = await transcriber.transcribe(AsrRequest(str(path), speakers_, rendered.duration_s))
         cached.write_bytes(pickle.dumps(result))
-        return Heard(rendered, result)
+        return Heard(rendered, path, result)
 
     try:
         heard = await asyncio.gather(*(one(c.id) for c in calls))
@@ -175,7 +176,7 @@ async def run_condition(
     heard = await hear(calls, condition, workers, use_cache)
     for call in calls:
         h = heard[call.id]
-        segments = speakers.transcript_of(h.asr, config.channels)
+        segments, _ = await speakers.attribute(str(h.path), h.asr, config.channels)
         score = await analyse(engine, call, segments, h.asr.duration_s, h.asr.speech_s)
         hypothesis = " ".join(s.text for s in sorted(h.asr.segments, key=lambda s: s.start))
         score.wer = count(" ".join(t.text for t in call.turns), hypothesis)

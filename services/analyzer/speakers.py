@@ -1,12 +1,120 @@
-"""Who said each segment: the transcript the analysis engines read."""
+"""Who said each segment: the transcript the analysis engines read.
+
+Stereo recordings arrive labelled (one party per channel, by the tenant's channel map). A mono
+recording arrives with every segment ``unknown``: its segments are split into voices
+(``diarization``), and each voice is labelled agent or customer here:
+
+1. the tenant's configuration, when it says who speaks first on its mono recordings
+   (``ChannelMap.mono_first_speaker``), decides;
+2. otherwise what each voice says: an agent introduces themselves and their company, states
+   why they call, asks discovery questions, presents the product and proposes next steps
+   (``AGENT_CUES``); a customer answers the phone with a voicemail greeting, asks who is calling,
+   declines, defers, objects, describes problems and asks about the price (``CUSTOMER_CUES``).
+   The voice with the higher balance of agent cues is the agent;
+3. with no cue either way, the voice heard first is the agent (a recording usually starts
+   with the agent's greeting; a customer's "Hello?" is short enough to carry no weight).
+
+A single voice is the agent's unless it sounds like the customer's side (a voicemail greeting,
+a refusal): the analysis then sees a one-sided call. When diarization fails, the segments stay
+``unknown`` and the analysis says the speakers could not be told apart: the call is never
+failed for it.
+"""
 
 from __future__ import annotations
 
-from schemas.analysis import ChannelMap, TranscriptSegment
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from schemas.analysis import ChannelMap, Speaker, TranscriptSegment
+from services.analyzer.analysis import lexicon as lx
+from services.analyzer.analysis.text import normalise
 from services.analyzer.asr import AsrResult
 
+from . import diarization
 
-def transcript_of(asr: AsrResult, channels: ChannelMap) -> list[TranscriptSegment]:
-    """The recognised segments with their speakers."""
-    del channels
-    return list(asr.segments)
+log = logging.getLogger(__name__)
+
+#: (cue, weight): what an agent says.
+AGENT_CUES: tuple[tuple[lx.Pattern, float], ...] = (
+    (lx.INTRODUCTION, 3.0),
+    (lx.PURPOSE, 3.0),
+    # Shorter forms that survive a misrecognised word ("this is molly can print out", "i am
+    # called about your order"), and an inbound agent's greeting.
+    (lx.rx(r"this is \w+", r"my name is"), 2.0),
+    (lx.rx(r"(?:calling|called|call|ringing) (?:you )?(?:about|regarding|because|from|to follow up)"), 2.0),
+    (lx.rx(r"how (?:can|may) i help"), 2.0),
+    (lx.VALUE_STATEMENT, 1.0),
+    (lx.CAPABILITY, 1.0),
+    (lx.PITCH, 1.0),
+    (lx.NEXT_STEP_ACTION, 1.0),
+    (lx.AGENT_AGREES, 0.5),
+    (lx.HANDLING_ACK, 0.5),
+    (lx.rx(r"(?:how|what|who|when|which) (?:\w+ ){0,3}(?:do|does|did|are|is) (?:you|your)"), 1.5),
+)
+#: (cue, weight): what a customer says.
+CUSTOMER_CUES: tuple[tuple[lx.Pattern, float], ...] = (
+    (lx.VOICEMAIL, 4.0),
+    (lx.rx(r"(?:you have|youve) reached", r"(?:nobody|no one) (?:\w+ )?available"), 3.0),
+    (lx.CONTEXT_MISSING, 2.0),
+    *((pattern, 2.0) for pattern, _, _ in lx.INTENT_CUES["NOT_INTERESTED"]),
+    # Weak: an agent leaving a voicemail says "please call me back" too.
+    *((pattern, 0.5) for pattern, _, _ in lx.INTENT_CUES["FOLLOW_UP"]),
+    (lx.STEP_REQUEST, 0.5),
+    (lx.NEEDS, 1.0),
+    (lx.PAIN, 1.0),
+    *((pattern, 1.0) for pattern in lx.OBJECTION_STRONG.values()),
+    (lx.rx(r"how much", r"what (?:does|would|will) (?:it|this|that) cost"), 1.0),
+)
+
+
+def voice_score(texts: Sequence[str]) -> float:
+    """How much more a voice sounds like the agent than like the customer (see the cues)."""
+    score = 0.0
+    for text in texts:
+        norm = normalise(text)
+        score += sum(w for p, w in AGENT_CUES if p.search(norm))
+        score -= sum(w for p, w in CUSTOMER_CUES if p.search(norm))
+    return score
+
+
+def label_voices(
+    segments: Sequence[TranscriptSegment], voices: Sequence[int], channels: ChannelMap
+) -> list[TranscriptSegment]:
+    """``segments`` with ``agent``/``customer`` speakers from their ``voices`` (0 = heard first)."""
+    heard = sorted(set(voices))
+    scores = {v: voice_score([s.text for s, x in zip(segments, voices, strict=True) if x == v]) for v in heard}
+    configured = getattr(channels, "mono_first_speaker", None)
+    names: dict[int, Speaker]
+    if len(heard) == 1:
+        only = heard[0]
+        first: Speaker = configured or ("agent" if scores[only] >= 0 else "customer")
+        names = {only: first}
+    else:
+        if configured is not None:
+            agent = 0 if configured == "agent" else 1
+        elif scores[0] == scores[1]:
+            agent = 0
+        else:
+            agent = 0 if scores[0] > scores[1] else 1
+        names = {agent: "agent", 1 - agent: "customer"}
+    return [s.model_copy(update={"speaker": names[v]}) for s, v in zip(segments, voices, strict=True)]
+
+
+def needs_diarization(asr: AsrResult) -> bool:
+    """A transcript with words whose speakers are all unknown (a mono recording)."""
+    return bool(asr.segments) and all(s.speaker == "unknown" for s in asr.segments)
+
+
+async def attribute(path: str, asr: AsrResult, channels: ChannelMap) -> tuple[list[TranscriptSegment], str | None]:
+    """The transcript with its speakers, and the diarizer used (None when none was needed or it
+    failed). ``path`` is the recording ``asr`` came from."""
+    if not needs_diarization(asr):
+        return list(asr.segments), None
+    try:
+        # numpy and FFmpeg do the work and release the GIL: a thread keeps the loop free.
+        voices = await asyncio.to_thread(diarization.diarize_file, path, asr.segments)
+    except Exception:
+        log.warning("mono diarization failed; speakers left unknown", exc_info=True)
+        return list(asr.segments), None
+    return label_voices(asr.segments, voices, channels), f"{diarization.NAME} {diarization.VERSION}"
