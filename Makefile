@@ -12,7 +12,7 @@ STACK := python3 deploy/local/stack.py
 PYTEST_ARGS ?=
 
 .PHONY: help install system-deps infra-up infra-down migrate up demo chaos down status logs \
-        test test-tools test-unit lint format schemas bench clean
+        test test-tools test-unit lint format schemas bench eval clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -71,12 +71,12 @@ test-unit: install test-tools ## Run only the tests that need no infrastructure 
 
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check services schemas tests deploy/local bench
+	$(VENV)/bin/ruff format --check services schemas tests deploy/local bench eval
 	$(VENV)/bin/mypy services schemas
 
 format: install ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
-	$(VENV)/bin/ruff format services schemas tests deploy/local bench
+	$(VENV)/bin/ruff format services schemas tests deploy/local bench eval
 
 schemas: install ## Regenerate the checked-in JSON Schema files from schemas/events.py
 	$(PY) -m schemas.generate
@@ -89,6 +89,12 @@ bench: install test-tools infra-up ## Run the benchmarks and print the figures f
 	$(PY) -m bench.notifier_bench
 	$(PY) -m bench.read_model_bench
 	$(PY) -m bench.pipeline_bench
+
+ENGINE ?= builtin
+EVAL_ARGS ?=
+
+eval: install test-tools ## Score the analysis on the labelled corpus, as text and audio (ENGINE=llm with ANALYZER_LLM_*)
+	$(PY) -m eval.run --engine $(ENGINE) $(EVAL_ARGS)
 
 clean: down ## Stop everything and delete local state (.local/, .venv/)
 	rm -rf .local $(VENV)

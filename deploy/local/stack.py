@@ -283,8 +283,9 @@ def ensure_postgres_installed() -> None:
 
 
 def ensure_test_audio_tools() -> None:
-    """Install festival and two voices (Debian packages) if missing: the tests synthesise speech."""
-    wanted = ["festival", "festvox-us-slt-hts", "festvox-kallpc16k"]
+    """Install festival and three voices (Debian packages) if missing: the tests synthesise speech
+    (a female and a male voice; `make eval` also pairs two male voices to test diarization)."""
+    wanted = ["festival", "festvox-us-slt-hts", "festvox-kallpc16k", "festvox-kdlpc16k"]
     if shutil.which("dpkg-query") is None:
         log(f"not a Debian system: install {', '.join(wanted)} yourself; the speech tests skip without them")
         return

@@ -54,6 +54,7 @@ FORMATS: tuple[Format, ...] = ("mp3", "wav", "aac", "m4a", "mp4")
 
 FEMALE = "cmu_us_slt_arctic_hts"  # US English, HTS statistical voice, natively 32 kHz
 MALE = "kal_diphone"  # US English, diphone voice, natively 16 kHz
+MALE_2 = "ked_diphone"  # another US English male diphone voice, for two voices of the same pitch
 # Different voices on the two sides, so a mono mix still has two distinguishable speakers.
 DEFAULT_VOICES: Mapping[Speaker, str] = {"agent": MALE, "customer": FEMALE}
 

@@ -65,6 +65,7 @@ INTENT_CUES: Mapping[str, tuple[tuple[Pattern, float, bool], ...]] = {
                 r"take (?:us|me|my number|our number) off",
                 r"(?:dont|do not|never|stop|please dont|please do not) (?:ever )?call(?:ing)? (?:us|me|here|again|this number)",
                 r"stop calling",
+                r"(?:dont|do not|never) (?:\w+ )?(?:call|ring|phone|contact|email|bother|tell) (?:me|us) again",
                 r"(?:dont|do not) (?:contact|email) (?:us|me)",
                 r"(?:take|put) (?:us|me) (?:off|on your do not call)",
                 r"do not call list",
@@ -583,6 +584,8 @@ TIMELINE = rx(
     r"q ?[1-4]|q (?:one|two|three|four)",
     r"(?:on|by|before|after|until) the (?:first|second|third|\w+th|twenty \w+|thirty first)\b(?! (?:time|thing|one|person|step|place))",
     r"(?:once|when|after) (?:she|he|they|my \w+|our \w+) (?:is|are|gets?|comes?) back",
+    # Times anchored to an event ("after the board meeting", "once the merger is done").
+    r"(?:after|before|once|until) (?:the|our|my|this) (?:\w+ )?(?:meeting|holidays?|launch|merger|audit|year end|review|summer|break|move|season|trade show|conference)",
     r"tomorrow",
     r"asap|as soon as possible",
     r"right away|immediately",
@@ -612,6 +615,10 @@ PURPOSE = rx(
     r"(?:id|i would|i wanted|i want|we would|wed) (?:like )?to (?:talk|discuss|show|walk you|go over|cover|understand|learn|share|introduce|review|hear|ask|explain|tell you|find out)",
     r"(?:we will|well|were going to|we are going to|lets) (?:cover|discuss|go over|talk about|look at|walk through)",
     r"plan for (?:today|the call|this call)",
+    # "I am <doing something> about your ...": in an opening, the reason for the call, whatever
+    # the verb (speech recognition often hears "calling" as "called" or "going").
+    r"(?:im|i am|were|we are|i was) (?:\w+ ){1,2}(?:about|regarding) (?:your|the|our|a|an|some)",
+    r"(?:im|i am|were|we are) (?:going|here|just) to (?:offer|show|tell|talk|ask|introduce|discuss|present|explain)",
     # An outline of the call says what it is for, even when a misheard word hides "agenda".
     r"first \w+(?: \w+){0,15} (?:then|after that|finally)",
 )

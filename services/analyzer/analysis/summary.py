@@ -42,7 +42,7 @@ from .numbers import find_amounts
 from .text import Unit
 
 #: Sentences per chapter: a few, and one more per ``WORDS_PER_SENTENCE`` words of the chapter.
-MIN_SENTENCES = 3
+MIN_SENTENCES = 4
 MAX_SENTENCES = 8
 WORDS_PER_SENTENCE = 40
 CLAUSE_MAX_WORDS = 28
@@ -354,9 +354,13 @@ class _Reader:
         if suggestion and (unit.index in self.interest_units or unit.index in self.followup_units):
             text = reported(_first_sentence(suggestion.group(1)).split(), "customer")
             return Act("request", unit, _sentence(f"{who} proposed to {_tidy(text)}"))
-        request = self._request(unit)
-        if request is not None and (unit.index in self.interest_units or unit.index in self.followup_units):
-            return Act("request", unit, _sentence(f"{who} asked the agent to {request}"))
+        found = self._request(unit)
+        if found is not None and (unit.index in self.interest_units or unit.index in self.followup_units):
+            before, request = found
+            # What the customer said first in the same breath, when it matters ("we have about
+            # $5,000 for this, could you send me a quote?").
+            said = f"said {before} and " if before and unit.index in self.qualification_units else ""
+            return Act("request", unit, _sentence(f"{who} {said}asked the agent to {request}"))
         if unit.index in self.objection_units:
             named = [c.lower() for c in self.objection_units[unit.index] if c != "Other"]
             kind = " and ".join(named)
@@ -434,13 +438,20 @@ class _Reader:
             return Act("opening", unit, _sentence(f"{name} {verb} {_tidy(clause)}{agenda}"))
         return Act("opening", unit, _sentence(f"{name} introduced themselves and opened the call"))
 
-    def _request(self, unit: Unit) -> str | None:
-        text = " ".join(_words(unit)).lower().replace("\u2019", "'")
-        for raw in re.split(r"(?<=[.?!])\s+", text):
+    def _request(self, unit: Unit) -> tuple[str, str] | None:
+        """(what was said before the request, the request) in reported speech, or None."""
+        text = " ".join(_words(unit)).replace("\u2019", "'")
+        lowered = text.lower()
+        offset = 0
+        for raw in re.split(r"(?<=[.?!])\s+", lowered):
+            start = lowered.index(raw, offset)
+            offset = start + len(raw)
             sentence = raw.strip()
             match = _REQUEST.search(sentence) or _IMPERATIVE.match(sentence)
             if match:
-                return reported(match.group(1).rstrip(".?!").split(), "customer")
+                at = start + (match.start(0) if match.re is _REQUEST else 0)
+                before = _tidy(reported(text[:at].split(), "customer")) if at else ""
+                return before, reported(match.group(1).rstrip(".?!").split(), "customer")
         return None
 
 

@@ -532,3 +532,124 @@ async def test_a_long_call_is_analysed_in_a_thread_with_the_same_result() -> Non
     segments, duration = transcript(turns)
     data = AnalysisInput(segments, DEFAULT_CONFIG, duration, duration)
     assert await BuiltinAnalysisEngine().analyze(data) == analyze_transcript(data)
+
+
+# ------------------------------------------------------------------------------------------
+# What issue 11 asks for: the phrasings the first version missed, as classes of input
+# ------------------------------------------------------------------------------------------
+
+
+def _call(*turns: tuple[str, str], variant: str = "stereo") -> CallAnalysis:
+    return analyse([Turn(speaker, text) for speaker, text in turns], variant)  # type: ignore[arg-type]
+
+
+OPENING = ("agent", "Hi, this is Dana from Northwind. I am calling about your delivery planning.")
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        "I do not trust this at all. Do not call me again.",
+        "We have no budget for that this year. So no, thanks.",
+        "Thanks, but no. We won't be doing that.",
+        "We signed with another vendor last month, so we are covered.",
+    ],
+)
+@pytest.mark.parametrize("variant", ["stereo", "noisy"])
+def test_refusals_in_other_words_are_not_interested(refusal: str, variant: str) -> None:
+    analysis = _call(OPENING, ("customer", refusal), ("agent", "I understand. Goodbye."), variant=variant)
+    assert analysis.intent == "NOT_INTERESTED", analysis.intent_justification
+
+
+def test_no_budget_is_a_pricing_concern_and_a_budget_answer() -> None:
+    analysis = _call(OPENING, ("customer", "We have no budget for that this year."), ("agent", "I see. Goodbye."))
+    assert analysis.bant.concern_categories == "Pricing"
+    assert analysis.bant.budget and "no budget" in analysis.bant.budget
+
+
+@pytest.mark.parametrize(
+    "deferral",
+    [
+        "Call me back in the second week of next month.",
+        "Give me a call after the board meeting.",
+        "Try me again at the start of next quarter.",
+    ],
+)
+def test_a_request_to_call_later_is_a_follow_up_with_a_timeline(deferral: str) -> None:
+    analysis = _call(
+        OPENING, ("customer", f"I am busy right now. {deferral}"), ("agent", "Of course, I will call you then.")
+    )
+    assert analysis.intent == "FOLLOW_UP", analysis.intent_justification
+    assert analysis.bant.timeline
+    assert item(analysis, "Next Steps").inference_score >= 7
+
+
+def test_accepting_a_call_back_is_a_follow_up_and_a_next_step() -> None:
+    analysis = _call(
+        OPENING,
+        ("customer", "It is not a good time, we are very busy this month."),
+        ("agent", "I understand. Could we schedule a call next month to go over the options?"),
+        ("customer", "Yes, call me back at the start of next month."),
+        ("agent", "Great, I will call you on the third. Thank you."),
+    )
+    assert analysis.intent == "FOLLOW_UP"
+    assert item(analysis, "Next Steps").inference_score >= 8
+    # The same "yes" to a demo is interest.
+    demo = _call(
+        OPENING,
+        ("agent", "Could we book a demo with your team on Tuesday at ten?"),
+        ("customer", "Yes, that works."),
+    )
+    assert demo.intent == "INTERESTED"
+
+
+@pytest.mark.parametrize(
+    ("concern", "category"),
+    [
+        ("The price on your website looks high for a team our size.", "Pricing"),
+        ("Honestly, they cost way too much for us.", "Pricing"),
+        ("Does it work with QuickBooks? That is where our accounts are.", "Integration"),
+        ("It is not up to me, our landlord decides that.", "Authority"),
+        ("We are in the middle of our year end right now.", "Timing"),
+    ],
+)
+def test_indirect_objections_are_categorised(concern: str, category: str) -> None:
+    analysis = _call(
+        OPENING, ("customer", concern), ("agent", "I understand. Many of our customers had the same question.")
+    )
+    assert category in (analysis.bant.concern_categories or "").split(", "), analysis.bant
+
+
+def test_an_agenda_stated_in_the_opening_sets_the_context() -> None:
+    analysis = _call(
+        (
+            "agent",
+            "Good morning, this is Chris from Learnwell. I would like to understand your training needs and then "
+            "explain how our platform could help. Does that work?",
+        ),
+        ("customer", "Yes, that works."),
+    )
+    assert item(analysis, "Setting Context").inference_score >= 8
+
+
+def test_a_product_described_by_what_it_does_is_a_pitch() -> None:
+    analysis = _call(
+        OPENING,
+        ("customer", "We plan routes by hand and drivers get lost all the time."),
+        ("agent", "RouteMate plans every route automatically, so your drivers never get lost."),
+    )
+    assert item(analysis, "Product Pitch").inference_score >= 8
+    assert "plans every route automatically" in (item(analysis, "Product Pitch").justification or "")
+
+
+def test_summaries_say_what_was_agreed_in_the_third_person() -> None:
+    analysis = _call(
+        OPENING,
+        ("customer", "We have about five thousand dollars for this. Could you send me a quote?"),
+        ("agent", "Of course. I will send you the quote this afternoon."),
+        ("customer", "Great, thanks."),
+    )
+    said = " ".join(c.chapter_summary or "" for c in analysis.summary)
+    assert "Dana from Northwind (the agent) called about the customer's delivery planning" in said
+    assert "$5,000" in said
+    assert "The agent committed to send the customer the quote this afternoon" in said
