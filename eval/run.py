@@ -121,7 +121,8 @@ def _asr_fingerprint(model: str) -> str:
 
 async def hear(calls: Sequence[EvalCall], condition: str, workers: int, use_cache: bool) -> dict[str, Heard]:
     """Render, encode and recognise every call (recognition cached, see the module docstring)."""
-    transcriber = create_transcriber(AsrSettings(workers=workers))
+    # Generous budgets: the machine may be shared; the pool never holds more calls than workers.
+    transcriber = create_transcriber(AsrSettings(workers=workers, timeout_base_s=600, timeout_per_audio_s=10))
     model = getattr(transcriber, "model", transcriber.name)
     fingerprint = _asr_fingerprint(str(model))
     spool = STATE / "audio" / condition
