@@ -159,8 +159,12 @@ _PURPOSE_TAIL = re.compile(
     r"|\b(?:i would|i'd|id|we would|we'd|i want|i wanted) (?:like )?(to) (.+)"
 )
 _NOT_NAMES = frozenset(
-    {
+    [
         "calling",
+        "called",
+        "call",
+        "going",
+        "speaking",
         "here",
         "just",
         "the",
@@ -177,7 +181,14 @@ _NOT_NAMES = frozenset(
         "it",
         "is",
         "me",
-    }
+        "glad",
+        "happy",
+        "fine",
+        "well",
+        "great",
+        "sure",
+        "from",
+    ]
 )
 #: A commitment ends where the closing pleasantries start (nothing punctuates ASR output).
 _COMMITMENT_END = re.compile(r"\b(?:thank you|thanks|bye|goodbye|have a (?:good|great|nice))\b")
@@ -462,7 +473,11 @@ def summarise(parts: Sequence[Sequence[Unit]], f: Findings) -> list[str]:
     summaries = []
     for part in parts:
         acts = [reader.act(unit, i, part) for i, unit in enumerate(part)]
-        # Replies already summarised as the discovery answer they are do not repeat.
+        # An answer that is itself an objection, a refusal or a request is told as that, not
+        # again as the answer to a question; other answers are told with their question.
+        for i, a in enumerate(acts[:-1]):
+            if a.kind == "discovery" and PRIORITY[acts[i + 1].kind] >= PRIORITY["objection"]:
+                acts[i] = Act("skip", a.unit, "")
         answered = {acts[i + 1].unit.index for i, a in enumerate(acts[:-1]) if a.kind == "discovery"}
         candidates = [
             (i, a)
