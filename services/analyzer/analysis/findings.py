@@ -228,7 +228,17 @@ def _objections(f: Findings) -> list[Objection]:
         rude = bool(lx.RUDE.search(reply_norm))
         acknowledged = bool(reply) and not rude and bool(lx.HANDLING_ACK.search(reply_norm))
         substance = sum(len(u.stems) for u in reply)
-        answered = bool(reply) and not rude and (bool(lx.HANDLING_RESPONSE.search(reply_norm)) or substance >= 6)
+        # A long reply answers the concern only if it is about it (shares its words or its
+        # category's words); a pitch that ignores the concern does not.
+        concern_stems = {st for h in hits for st in h.unit.stems}
+        on_topic = any(st in concern_stems for u in reply for st in u.stems) or any(
+            lx.CATEGORY_WORDS[c].search(reply_norm) for c in categories if c in lx.CATEGORY_WORDS
+        )
+        answered = (
+            bool(reply)
+            and not rude
+            and (bool(lx.HANDLING_RESPONSE.search(reply_norm)) or (substance >= 6 and on_topic))
+        )
         found.append(
             Objection(
                 tuple(hits), tuple(c for c in CONCERN_CATEGORIES if c in categories), reply, acknowledged, answered

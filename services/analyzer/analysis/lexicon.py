@@ -32,7 +32,9 @@ NEG = r"(?:not|dont|do not|doesnt|does not|didnt|did not|never|no|isnt|is not|ar
 FILL = r"(?:(?:really|very|so|quite|just|actually|definitely|pretty|that|too|all|at all) )?"
 DAY = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
 MONTH = r"(?:january|february|march|april|may|june|july|august|september|october|november|december)"
-NUM_WORD = r"(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few|a couple of|couple of|\d+)"
+_NUM = r"(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few|a couple of|couple of|\d+)"
+NUM_WORD = rf"(?:{_NUM}(?: or {_NUM}| to {_NUM})?)"
+SEASON = r"(?:spring|summer|autumn|fall|winter|new year|holidays|christmas|easter|year end)"
 
 #: Words that, among the three tokens before a positive cue, negate it ("not interested").
 NEGATORS = frozenset(
@@ -84,7 +86,8 @@ INTENT_CUES: Mapping[str, tuple[tuple[Pattern, float, bool], ...]] = {
                 r"(?:we|i) (?:have|ve)? ?decided (?:against|not)",
                 # A polite "no" after thanks, a flat "we won't be ...", an offer already covered.
                 r"(?:thanks|thank you)(?: anyway)? but no",
-                r"(?:we|i) (?:wont|will not|are not going to|arent going to) (?:be )?(?:doing|buying|switching|changing|signing|going ahead|taking)",
+                r"(?:we|i) (?:wont|will not|are not going to|arent going to|am not going to) (?:be )?(?:do|doing|buy|buying|switch|switching|change|changing|sign|signing|go ahead|going ahead|take|taking)",
+                r"(?:stick|stay|staying|sticking|keep|keeping) with (?:what (?:we|i) (?:have|use|got)|our (?:current|own|existing|supplier|provider|vendor)|them)",
                 r"not looking to (?:change|switch|buy|move)",
                 r"(?:were|we are|im|i am) (?:covered|all set|sorted)",
                 r"(?:signed|went|gone|going|go) with (?:another|a different|someone else|a competitor)",
@@ -133,6 +136,7 @@ INTENT_CUES: Mapping[str, tuple[tuple[Pattern, float, bool], ...]] = {
                 r"(?:book|schedule|set up|setup|arrange|organise|organize) (?:a |the |us a |me a )?(?:demo|meeting|trial|call|pilot)",
                 r"when can (?:we|you|i) (?:start|begin|set|get)",
                 r"(?:show|give) (?:me|us) a demo",
+                r"(?:lets|let us) (?:meet|set up|book|schedule|arrange)",
             ),
             1.5,
             True,
@@ -270,6 +274,7 @@ PAIN = rx(
     r"not (?:good|fast|reliable) enough",
     r"(?:no shows|late payers|mistakes|errors|delays|downtime)",
     r"in the wrong (?:place|places|time|order)",
+    r"(?:only|just) a handful|hardly any|barely any|a handful of",
     r"(?:is|are|its|it is|was|were) (?:\w+ )?slow",
     r"(?:charge|charges|charging) (?:us|me) (?:for every|a fortune|too much|extra)",
     r"(?:break in|broke in|broken into|robbed|stolen|burgl\w*|hacked|fraud)",
@@ -293,9 +298,11 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"(?:a lot|lots) of money",
         # The price judged too high without the word "expensive": "the price looks high for a
         # team our size", "they cost way too much", "more than we budgeted".
-        r"(?:price|prices|pricing|cost|costs|fee|fees|rate|rates|quote) (?:\w+ ){0,6}(?:looks?|seems?|is|are|sounds?|feels?) (?:a bit |quite |very |rather |pretty |really |a little |way |far )?(?:high|steep|a lot|hefty|too much|much)",
+        r"(?:price|prices|pricing|cost|costs|fee|fees|rate|rates|quote) (?:\w+ ){0,6}(?:looks?|seems?|is|are|was|were|sounds?|feels?) (?:a bit |quite |very |rather |pretty |really |a little |way |far )?(?:high|steep|a lot|hefty|too much|much)",
         r"(?:cost|costs|charge|charges) (?:\w+ )?(?:too much|a fortune|a lot)",
-        r"more than (?:we|i) (?:budgeted|planned|expected|pay now)",
+        r"more than (?:we|i) (?:budgeted|planned|expected|pay now|spend|pay|have)",
+        r"(?:was|were|is|are|its|thats|that is|it is) (?:\w+ )?(?:a lot|too much|a bit much|steep|pricey) for (?:us|me|a \w+)",
+        r"(?:beyond|outside|above|over) (?:our|my) (?:means|price range|range)",
         r"(?:check|see|find out) (?:what|how much|if|whether) (?:\w+ ){0,2}(?:budget|money)",
     ),
     "Functionality": rx(
@@ -305,11 +312,13 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"(?:hard|difficult) to use",
         r"(?:it|this|that|your \w+) (?:is |are )?not (?:good|powerful|flexible|accurate|reliable) enough",
         r"(?:doesnt|does not|didnt|did not) work",
+        r"(?:not sure|doubt|wonder if) (?:it|this|that|your \w+) (?:can|could|would|will) (?:handle|cope with|deal with|do)",
     ),
     "Integration": rx(
         r"(?:doesnt|does not|wont|will not|cant|cannot|might not|may not|would not|wouldnt) (?:integrate|work|connect|sync|talk)",
         # A question whether it fits the customer's systems is a concern about integration.
         r"(?:does|can|will|would) (?:it|this|that|your \w+) (?:\w+ )?(?:work|integrate|connect|sync|talk|plug) (?:with|to|into)",
+        r"(?:can|could) (?:we|i|you) (?:import|export|connect|sync|migrate|move|bring|transfer) (?:our|my|the)",
         r"integrat\w* (?:is|would be|could be|will be|might be|seems) (?:a )?(?:problem|issue|concern|hard|difficult|tricky|pain)",
         r"(?:worried|concerned|nervous) about (?:the )?(?:integrat\w*|setup|set up|implementation|migrat\w*|onboarding)",
     ),
@@ -317,9 +326,11 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"not (?:the |a )?(?:right|good) time",
         r"(?:too|really|very|quite|a bit) busy",
         r"(?:im|i am|were|we are) busy",
+        r"(?:swamped|slammed|snowed under|flat out|up to (?:our|my) ears)",
+        rf"nothing (?:\w+ )?(?:happens|will happen|can happen|changes) (?:before|until|till)",
         r"bad time",
         r"not (?:right )?now",
-        r"(?:maybe )?next year",
+        r"(?:maybe|perhaps|possibly|probably|try|wait (?:until|till)|not (?:until|till|before)) (?:\w+ )?next year",
         r"not (?:a |our )?priority",
         r"in the middle of",
         r"(?:year end|busy season|peak season)",
@@ -333,6 +344,8 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"already (?:have|use|using|got|working with) (?:a|an|another|something|one|someone|a tool|a solution)",
         r"(?:happy|satisfied) with (?:our|the|what we) (?:current|existing|have|provider|vendor|tool|solution)",
         r"(?:under|in) (?:a )?contract with",
+        r"(?:locked|tied) into (?:a |our |their )?(?:\w+ )?contract",
+        r"(?:built|build|made|make|wrote|developed) (?:our|my) own",
         r"competitors?",
         r"(?:another|a different|other) (?:vendor|provider|supplier|company|solution|tool)",
     ),
@@ -342,6 +355,9 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"(?:bad|negative|mixed|poor) reviews",
         r"(?:scam|legit|legitimate)",
         r"never heard of (?:you|your|them)",
+        r"too good to be true",
+        r"(?:burned|burnt|ripped off|stung) (?:before|by)",
+        r"(?:bad|terrible) experience with",
         r"(?:is|how) (?:it|our data|the data) (?:safe|secure)",
     ),
     "Authority": rx(
@@ -350,6 +366,8 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"not up to (?:me|us)",
         r"(?:wrong|not the right) person",
         r"(?:i|we) (?:dont|do not) (?:deal with|handle|decide|look after)",
+        r"above my pay grade",
+        r"(?:head|main|central|regional) office (?:\w+ )?(?:decides|signs|approves|has to|needs to|would have to|must)",
         r"(?:need|needs|require\w*) (?:an |the )?(?:approval|sign off|signoff|authorization|authorisation)",
         r"(?:my|our|the) (?:boss|manager|ceo|cfo|owner|board|director|vp|partner|finance director|landlord) (?:\w+ )?(?:decides|has to|needs to|will decide|would have to|makes|must|would need to)",
     ),
@@ -366,7 +384,7 @@ OBJECTION_GENERIC = rx(
     r"skeptical",
     r"sceptical",
     r"doubts?",
-    r"not sure",
+    r"not sure(?! (?:yet )?(?:what|when|how|where|who|which)\b)",
     r"unsure",
     r"(?:dont|do not) think (?:it|this|that|we|so)",
     r"(?:problem|issue) (?:for us|with)",
@@ -543,6 +561,11 @@ AUTHORITY = rx(
     r"not up to (?:me|us)",
     r"committee",
     r"(?:wrong|not the right) person",
+    r"above my pay grade",
+    r"(?:head|main|central) office",
+    r"signs? off",
+    r"(?:im|i am) the (?:manager|owner|director|boss|ceo|founder|head|buyer|decision maker)",
+    r"(?:i|we) can (?:order|sign|buy|decide|approve)",
 )
 #: The customer naming themselves when the agent asks who decides ("Who chooses ...?" -
 #: "That would be me").
@@ -586,6 +609,7 @@ TIMELINE = rx(
     r"(?:once|when|after) (?:she|he|they|my \w+|our \w+) (?:is|are|gets?|comes?) back",
     # Times anchored to an event ("after the board meeting", "once the merger is done").
     r"(?:after|before|once|until) (?:the|our|my|this) (?:\w+ )?(?:meeting|holidays?|launch|merger|audit|year end|review|summer|break|move|season|trade show|conference)",
+    rf"(?:in|by|over|during|before|after|until|around|for) (?:the )?{SEASON}",
     r"tomorrow",
     r"asap|as soon as possible",
     r"right away|immediately",
@@ -615,6 +639,7 @@ PURPOSE = rx(
     r"(?:id|i would|i wanted|i want|we would|wed) (?:like )?to (?:talk|discuss|show|walk you|go over|cover|understand|learn|share|introduce|review|hear|ask|explain|tell you|find out)",
     r"(?:we will|well|were going to|we are going to|lets) (?:cover|discuss|go over|talk about|look at|walk through)",
     r"plan for (?:today|the call|this call)",
+    r"(?:returning|following up on|following up|in reply to) (?:your|our|the) (?:call|email|request|enquiry|inquiry|message|form)",
     # "I am <doing something> about your ...": in an opening, the reason for the call, whatever
     # the verb (speech recognition often hears "calling" as "called" or "going").
     r"(?:im|i am|were|we are|i was) (?:\w+ ){1,2}(?:about|regarding) (?:your|the|our|a|an|some)",
@@ -695,6 +720,7 @@ BENEFIT = rx(
     r"sav(?:e|es|ing) (?:you |your \w+ )?(?:\w+ )?(?:time|money|hours)",
     r"(?:in|within) (?:a few |one |a )?(?:minutes?|seconds?|click|clicks|day|week)",
     r"(?:for )?free",
+    r"(?:percent|per cent) off|discount\w*",
     r"no (?:upfront|monthly|extra|setup)",
     r"automatically",
     r"without (?:the|any|a|slowing)",
