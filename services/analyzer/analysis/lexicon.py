@@ -327,7 +327,7 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"(?:too|really|very|quite|a bit) busy",
         r"(?:im|i am|were|we are) busy",
         r"(?:swamped|slammed|snowed under|flat out|up to (?:our|my) ears)",
-        rf"nothing (?:\w+ )?(?:happens|will happen|can happen|changes) (?:before|until|till)",
+        r"nothing (?:\w+ )?(?:happens|will happen|can happen|changes) (?:before|until|till)",
         r"bad time",
         r"not (?:right )?now",
         r"(?:maybe|perhaps|possibly|probably|try|wait (?:until|till)|not (?:until|till|before)) (?:\w+ )?next year",
