@@ -313,11 +313,13 @@ def _budget(f: Findings) -> list[Hit]:
 
 
 def _past(unit: Unit, span: tuple[int, int]) -> bool:
-    """A time in the past ("last spring", "until last year", "two weeks ago") is history, not a
-    timeline."""
+    """A time in the past ("last spring", "until last year", "two weeks ago", "we have been with
+    them for ten years") is history, not a timeline."""
     before = unit.tokens[max(0, span[0] - 2) : span[0] + 1]
     after = unit.tokens[span[1] : span[1] + 1]
-    return "last" in before or "ago" in after or "since" in before
+    # "We have been with them for ten years": a duration up to now.
+    perfect = "been" in unit.tokens[max(0, span[0] - 6) : span[0]]
+    return "last" in before or "ago" in after or "since" in before or perfect
 
 
 def analyse(units: Sequence[Unit], duration_s: float) -> Findings:

@@ -94,6 +94,7 @@ INTENT_CUES: Mapping[str, tuple[tuple[Pattern, float, bool], ...]] = {
                 # No money for it is a refusal for now (a request to call later outweighs it).
                 r"(?:no|dont have (?:the |any )?|do not have (?:the |any )?|havent got (?:the |any )?)(?:budget|money) for (?:that|this|it|anything|something)",
                 r"(?:were|we are|then we are|then were) done(?: here)?",
+                r"(?:happy|fine|good|ok|okay) (?:where we are|with what we have|as we are|as it is|as things are)",
             ),
             1.5,
             False,
@@ -276,6 +277,7 @@ PAIN = rx(
     r"in the wrong (?:place|places|time|order)",
     r"(?:only|just) a handful|hardly any|barely any|a handful of",
     r"(?:is|are|its|it is|was|were) (?:\w+ )?slow",
+    r"(?:loses|losing|lost|costs|costing) (?:us )?(?:a lot of |lots of |so many |too many )?(?:sales|customers|money|time|leads|orders|business|deals)",
     r"(?:charge|charges|charging) (?:us|me) (?:for every|a fortune|too much|extra)",
     r"(?:break in|broke in|broken into|robbed|stolen|burgl\w*|hacked|fraud)",
     r"(?:cannot|cant|can not) (?:take|get|make|do|keep) ",
@@ -303,6 +305,8 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"more than (?:we|i) (?:budgeted|planned|expected|pay now|spend|pay|have)",
         r"(?:was|were|is|are|its|thats|that is|it is) (?:\w+ )?(?:a lot|too much|a bit much|steep|pricey) for (?:us|me|a \w+)",
         r"(?:beyond|outside|above|over) (?:our|my) (?:means|price range|range)",
+        r"(?:flexibility|wiggle room|room to move|negotiat\w*|movement) on (?:the )?(?:price|pricing|cost|fee|rate)",
+        r"(?:numbers|maths|math|figures|sums) (?:do not|dont|doesnt|does not|wont|will not) (?:work|add up)",
         r"(?:check|see|find out) (?:what|how much|if|whether) (?:\w+ ){0,2}(?:budget|money)",
     ),
     "Functionality": rx(
@@ -313,12 +317,14 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"(?:it|this|that|your \w+) (?:is |are )?not (?:good|powerful|flexible|accurate|reliable) enough",
         r"(?:doesnt|does not|didnt|did not) work",
         r"(?:not sure|doubt|wonder if) (?:it|this|that|your \w+) (?:can|could|would|will) (?:handle|cope with|deal with|do)",
+        r"(?:seems?|looks?|is|feels?|sounds?) (?:a bit |quite |rather |too |very |pretty )?(?:basic|limited|simplistic|clunky|complicated|complex|outdated)",
     ),
     "Integration": rx(
         r"(?:doesnt|does not|wont|will not|cant|cannot|might not|may not|would not|wouldnt) (?:integrate|work|connect|sync|talk)",
         # A question whether it fits the customer's systems is a concern about integration.
         r"(?:does|can|will|would) (?:it|this|that|your \w+) (?:\w+ )?(?:work|integrate|connect|sync|talk|plug) (?:with|to|into)",
         r"(?:can|could) (?:we|i|you) (?:import|export|connect|sync|migrate|move|bring|transfer) (?:our|my|the)",
+        r"(?:will|does|can|would) (?:it|this|that) (?:\w+ )?(?:plug in|integrate|connect|sync)",
         r"integrat\w* (?:is|would be|could be|will be|might be|seems) (?:a )?(?:problem|issue|concern|hard|difficult|tricky|pain)",
         r"(?:worried|concerned|nervous) about (?:the )?(?:integrat\w*|setup|set up|implementation|migrat\w*|onboarding)",
     ),
@@ -346,6 +352,8 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"(?:under|in) (?:a )?contract with",
         r"(?:locked|tied) into (?:a |our |their )?(?:\w+ )?contract",
         r"(?:built|build|made|make|wrote|developed) (?:our|my) own",
+        r"(?:comparing|looking at|talking to|evaluating|speaking to) (?:a few|several|some|other|two|three|a couple of|different) (?:\w+ )?(?:options|vendors|suppliers|providers|companies|tools|solutions|quotes|offers)",
+        r"(?:been|stayed|worked) with (?:our|the|them|this|that) (?:\w+ )?(?:\w+ )?(?:company|provider|supplier|vendor|bank|agency|firm|for)",
         r"competitors?",
         r"(?:another|a different|other) (?:vendor|provider|supplier|company|solution|tool)",
     ),
@@ -357,11 +365,13 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"never heard of (?:you|your|them)",
         r"too good to be true",
         r"(?:burned|burnt|ripped off|stung) (?:before|by)",
-        r"(?:bad|terrible) experience with",
+        r"(?:bad|terrible) experiences? with",
+        r"bad luck with",
+        r"how long have you been (?:around|in business|going|trading|doing this)",
         r"(?:is|how) (?:it|our data|the data) (?:safe|secure)",
     ),
     "Authority": rx(
-        r"(?:need|have|has|got|would have) to (?:ask|check with|talk to|run it by|run this by|get approval|consult|discuss it with|speak (?:to|with))",
+        r"(?:need|have|has|got|would have) to (?:ask|check with|talk to|run it by|run this by|get approval|consult|discuss it with|speak (?:to|with)|loop in|involve|bring in)",
         r"not (?:my|mine|our) (?:decision|call)",
         r"not up to (?:me|us)",
         r"(?:wrong|not the right) person",
@@ -564,6 +574,7 @@ AUTHORITY = rx(
     r"above my pay grade",
     r"(?:head|main|central) office",
     r"signs? off",
+    r"(?:loop in|involve|bring in|check with|ask) (?:our|my|the) (?:\w+ )?(?:director|manager|boss|partner|owner|board|head|finance|cfo|ceo|cto)",
     r"(?:im|i am) the (?:manager|owner|director|boss|ceo|founder|head|buyer|decision maker)",
     r"(?:i|we) can (?:order|sign|buy|decide|approve)",
 )
@@ -598,7 +609,7 @@ TIMELINE = rx(
     rf"(?:by|before|until|in|for|around|at|from|after|early|mid|late|towards) (?:the )?(?:end|beginning|start|middle) of (?:the |this |next )?(?:week|month|quarter|year|{MONTH}|q ?[1-4])",
     rf"(?:the )?(?:end|beginning|start|middle) of (?:the |this |next )?(?:week|month|quarter|year|{MONTH})",
     rf"(?:next|this|coming|following) (?:week|month|quarter|year|{DAY}|spring|summer|autumn|fall|winter|fiscal year)",
-    rf"(?:in|within|over|for) (?:the next )?{NUM_WORD} (?:days?|weeks?|months?|years?|quarters?)",
+    rf"(?:in|within|over|for) (?:the next )?(?:about |around |roughly |some |another )?{NUM_WORD} (?:days?|weeks?|months?|years?|quarters?)",
     rf"(?:by|before|until|in|from|after|early|mid|late|around) {MONTH}",
     rf"(?:by|before|until|on) (?:next )?{DAY}",
     r"(?:by|before|until|in|for|from|after) (?:the )?(?:first|second|third|fourth|last) quarter",
@@ -704,7 +715,8 @@ _DOES = (
     r"|create|calculate|combine|scan|support|connect|integrate|sync|automate|manage|run|deliver|offer|provide|find|cut"
     r"|reduce|remove|replace|screen|move|import|translate|sell|take|print|clean|bring|supply|service|roast|lend|file"
     r"|remind|fill|write|listen|store|encrypt|guarantee|hold|seat|protect|detect|monitor|analy[sz]e|measure|plan|schedule"
-    r"|book|respond|train|teach|guide|match|update|back|restore|work|come|make|do|have|ha|cost|charge|keep|turn|stop|catch)(?:s|es)?"
+    r"|book|respond|train|teach|guide|match|update|back|restore|work|come|make|do|have|ha|cost|charge|keep|turn|stop|catch"
+    r"|fit|suit|seat|host|ship|pick)(?:s|es)?"
 )
 CAPABILITY = rx(
     rf"{_SELLER} (?:(?:can|will|also|now|even|automatically|then|just|all|only|really|already) )*{_DOES}",
