@@ -11,8 +11,10 @@ recording arrives with every segment ``unknown``: its segments are split into vo
    (``AGENT_CUES``); a customer answers the phone with a voicemail greeting, asks who is calling,
    declines, defers, objects, describes problems and asks about the price (``CUSTOMER_CUES``).
    The voice with the higher balance of agent cues is the agent;
-3. with no cue either way, the voice heard first is the agent (a recording usually starts
-   with the agent's greeting; a customer's "Hello?" is short enough to carry no weight).
+3. when the cues do not settle it (their balances differ by less than ``LABEL_MARGIN``, as
+   happens when misrecognition garbles them), the voice heard first is the agent: a recording
+   usually starts with the agent's greeting, and a customer's "Hello?" is short enough to carry
+   no weight. (The voice that says more was tried instead on the dev calls: worse.)
 
 A single voice is the agent's unless it sounds like the customer's side (a voicemail greeting,
 a refusal): the analysis then sees a one-sided call. When diarization fails, the segments stay
@@ -34,6 +36,9 @@ from services.analyzer.asr import AsrResult
 from . import diarization
 
 log = logging.getLogger(__name__)
+
+#: The cue balance one voice must lead the other by for the cues alone to decide.
+LABEL_MARGIN = 2.0
 
 #: (cue, weight): what an agent says.
 AGENT_CUES: tuple[tuple[lx.Pattern, float], ...] = (
@@ -93,10 +98,10 @@ def label_voices(
     else:
         if configured is not None:
             agent = 0 if configured == "agent" else 1
-        elif scores[0] == scores[1]:
-            agent = 0
-        else:
+        elif abs(scores[0] - scores[1]) >= LABEL_MARGIN:
             agent = 0 if scores[0] > scores[1] else 1
+        else:
+            agent = 0
         names = {agent: "agent", 1 - agent: "customer"}
     return [s.model_copy(update={"speaker": names[v]}) for s, v in zip(segments, voices, strict=True)]
 
