@@ -1,4 +1,4 @@
-"""Chapters: topic segmentation of the transcript, a name and an extractive summary for each.
+"""Chapters: topic segmentation of the transcript, a name and a summary for each.
 
 Segmentation is TextTiling-style lexical cohesion (Hearst, 1997) over utterance windows: at
 each gap between two utterances, the cosine similarity of the content stems (and topic cues,

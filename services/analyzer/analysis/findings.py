@@ -1,9 +1,14 @@
 """What the built-in engine hears in a call: intent cues, needs, objections and how they were
 answered, budget, authority, timeline and next steps, each with the utterance that says it.
 
-Who counts: on stereo recordings the customer's utterances give intent and BANT and the agent's
-give the agent's behaviour. On mono the speakers are unknown, so every utterance counts for
-both (the engine cannot tell who said it, and says so by quoting without a speaker).
+Who counts: when the speakers are known (stereo recordings, and mono ones the analyzer
+diarized) the customer's utterances give intent and BANT and the agent's give the agent's
+behaviour. When they are not (a mono transcript whose speakers could not be separated), every
+utterance counts for both (the engine cannot tell who said it, and says so by quoting without a
+speaker).
+
+Every cue is in ``lexicon``, one pattern per concern, with why it is there; the rules that
+combine them are here, each with its own constant and docstring.
 """
 
 from __future__ import annotations
