@@ -16,10 +16,11 @@ recording arrives with every segment ``unknown``: its segments are split into vo
    usually starts with the agent's greeting, and a customer's "Hello?" is short enough to carry
    no weight. (The voice that says more was tried instead on the dev calls: worse.)
 
-A single voice is the agent's unless it sounds like the customer's side (a voicemail greeting,
-a refusal): the analysis then sees a one-sided call. When diarization fails, the segments stay
-``unknown`` and the analysis says the speakers could not be told apart: the call is never
-failed for it.
+When the diarizer hears a single voice, the segments stay ``unknown``: one voice may be one
+party talking alone, or two voices it cannot tell apart (two men of the same pitch, say), and
+calling such a call one-sided would turn a real conversation into NO_CONVERSATION. The analysis
+then says the speakers could not be told apart, as it does when diarization fails; the call is
+never failed for it.
 """
 
 from __future__ import annotations
@@ -86,23 +87,20 @@ def voice_score(texts: Sequence[str]) -> float:
 def label_voices(
     segments: Sequence[TranscriptSegment], voices: Sequence[int], channels: ChannelMap
 ) -> list[TranscriptSegment]:
-    """``segments`` with ``agent``/``customer`` speakers from their ``voices`` (0 = heard first)."""
+    """``segments`` with ``agent``/``customer`` speakers from their ``voices`` (0 = heard first);
+    unchanged when only one voice was heard."""
     heard = sorted(set(voices))
+    if len(heard) < 2:
+        return list(segments)  # one voice: not told apart (see the module docstring)
     scores = {v: voice_score([s.text for s, x in zip(segments, voices, strict=True) if x == v]) for v in heard}
     configured = getattr(channels, "mono_first_speaker", None)
-    names: dict[int, Speaker]
-    if len(heard) == 1:
-        only = heard[0]
-        first: Speaker = configured or ("agent" if scores[only] >= 0 else "customer")
-        names = {only: first}
+    if configured is not None:
+        agent = 0 if configured == "agent" else 1
+    elif abs(scores[0] - scores[1]) >= LABEL_MARGIN:
+        agent = 0 if scores[0] > scores[1] else 1
     else:
-        if configured is not None:
-            agent = 0 if configured == "agent" else 1
-        elif abs(scores[0] - scores[1]) >= LABEL_MARGIN:
-            agent = 0 if scores[0] > scores[1] else 1
-        else:
-            agent = 0
-        names = {agent: "agent", 1 - agent: "customer"}
+        agent = 0
+    names: dict[int, Speaker] = {agent: "agent", 1 - agent: "customer"}
     return [s.model_copy(update={"speaker": names[v]}) for s, v in zip(segments, voices, strict=True)]
 
 
@@ -121,5 +119,7 @@ async def attribute(path: str, asr: AsrResult, channels: ChannelMap) -> tuple[li
         voices = await asyncio.to_thread(diarization.diarize_file, path, asr.segments)
     except Exception:
         log.warning("mono diarization failed; speakers left unknown", exc_info=True)
+        return list(asr.segments), None
+    if len(set(voices)) < 2:
         return list(asr.segments), None
     return label_voices(asr.segments, voices, channels), f"{diarization.NAME} {diarization.VERSION}"

@@ -874,6 +874,16 @@ VOICEMAIL = rx(
     r"please try again later",
 )
 
+#: The caller talking to nobody: a call that was not answered, or whose line dropped.
+NO_ANSWER = rx(
+    r"can you hear me",
+    r"(?:are you|is anyone|anybody|anyone) (?:still )?there",
+    r"hello (?:hello|are you|is)",
+    r"(?:i will|ill|i can|let me) (?:try|call|ring) (?:you )?(?:again|back)",
+    r"(?:the )?line is (?:bad|breaking up|terrible|dead)",
+    r"(?:cannot|cant|can not) hear (?:you|anything|anyone)",
+)
+
 TOPIC_SHIFT = rx(
     r"(?:lets|let us) (?:talk|move|look|turn|get|go) (?:about|on|at|to|into|over)",
     r"moving on",
