@@ -12,7 +12,7 @@ STACK := python3 deploy/local/stack.py
 PYTEST_ARGS ?=
 
 .PHONY: help install system-deps infra-up infra-down migrate up demo chaos down status logs \
-        test test-tools test-unit lint format schemas openapi openapi-tools bench clean
+        test test-tools test-unit lint format schemas openapi openapi-tools bench eval clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -82,13 +82,13 @@ test-unit: install test-tools ## Run only the tests that need no infrastructure 
 
 lint: install ## ruff and mypy (the services, and the client package as Python 3.10)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check services schemas tests deploy/local deploy/k8s bench clients
+	$(VENV)/bin/ruff format --check services schemas tests deploy/local deploy/k8s bench clients eval
 	$(VENV)/bin/mypy services schemas
 	$(VENV)/bin/mypy --config-file $(CLIENT)/pyproject.toml $(CLIENT)/src
 
 format: install ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
-	$(VENV)/bin/ruff format services schemas tests deploy/local deploy/k8s bench clients
+	$(VENV)/bin/ruff format services schemas tests deploy/local deploy/k8s bench clients eval
 
 schemas: install ## Regenerate the checked-in JSON Schema files from schemas/events.py
 	$(PY) -m schemas.generate
@@ -117,6 +117,12 @@ bench: install test-tools infra-up ## Run the benchmarks and print the figures f
 	$(PY) -m bench.dashboard_bench
 	$(PY) -m bench.pipeline_bench
 	$(PY) -m bench.client_bench
+
+ENGINE ?= builtin
+EVAL_ARGS ?=
+
+eval: install test-tools ## Score the analysis on the labelled corpus, as text and audio (ENGINE=llm with ANALYZER_LLM_*)
+	$(PY) -m eval.run --engine $(ENGINE) $(EVAL_ARGS)
 
 clean: down ## Stop everything and delete local state (.local/, .venv/)
 	rm -rf .local $(VENV)

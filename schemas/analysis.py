@@ -52,10 +52,16 @@ class RubricParameter(_Model):
 
 
 class ChannelMap(_Model):
-    """Which party each channel of a stereo recording carries."""
+    """Which party each channel of a stereo recording carries, and who speaks first on a mono one."""
 
     left: Literal["agent", "customer"] = "agent"
     right: Literal["agent", "customer"] = "customer"
+    # Additive: mono recordings are split into two voices; this names the first one when the
+    # tenant knows (its recorder starts on the agent's greeting, say). Unset, the analyzer
+    # decides from what each voice says.
+    mono_first_speaker: Literal["agent", "customer"] | None = Field(
+        None, description="On mono recordings, who speaks first; unset: decided from what each voice says."
+    )
 
 
 class AnalysisConfig(_Model):
@@ -65,7 +71,11 @@ class AnalysisConfig(_Model):
 
     def config_id(self) -> str:
         """Content hash: equal configurations have equal ids, whatever their history."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        # A field added later is left out while unset, so existing configurations keep their ids.
+        if data.get("channels", {}).get("mono_first_speaker", "") is None:
+            del data["channels"]["mono_first_speaker"]
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return "cfg_" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -196,3 +206,5 @@ class EngineInfo(_Model):
     analysis_engine: str
     analysis_model: str
     analysis_version: str
+    # Additive: the diarizer that separated the speakers of a mono recording (null otherwise).
+    diarization: str | None = None

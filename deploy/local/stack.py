@@ -313,8 +313,11 @@ def ensure_debian_packages(wanted: list[str], why: str) -> None:
 
 
 def ensure_test_audio_tools() -> None:
-    """Install festival and two voices (Debian packages) if missing: the tests synthesise speech."""
-    ensure_debian_packages(["festival", "festvox-us-slt-hts", "festvox-kallpc16k"], "speech for the test recordings")
+    """Install festival and three voices (Debian packages) if missing: the tests synthesise speech
+    (a female and a male voice; `make eval` also pairs two male voices to test diarization)."""
+    ensure_debian_packages(
+        ["festival", "festvox-us-slt-hts", "festvox-kallpc16k", "festvox-kdlpc16k"], "speech for the test recordings"
+    )
 
 
 def ensure_prometheus() -> None:

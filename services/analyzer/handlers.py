@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from schemas.analysis import DEFAULT_CONFIG, ConfigSnapshot, EngineInfo, Speaker
+from schemas.analysis import DEFAULT_CONFIG, ChannelMap, ConfigSnapshot, EngineInfo, Speaker, TranscriptSegment
 from schemas.events import (
     AnyEvent,
     AudioStats,
@@ -30,6 +30,7 @@ from services.analyzer.analysis import AnalysisEngine, AnalysisError, AnalysisIn
 from services.analyzer.asr import AsrError, AsrRequest, AsrResult, Transcriber
 from services.analyzer.errors import AnalyzeFailed
 from services.analyzer.repository import AnalyzerRepository
+from services.analyzer.speakers import attribute
 from services.common import backoff, metrics, tracing
 from services.common.backoff import Backoff
 from services.common.blobs import BlobError, BlobStore
@@ -104,7 +105,8 @@ async def handle_fetched(event: AnyEvent, deps: AnalyzeDeps) -> list[AnyEvent]:
 
 async def analyze_call(event: CallFetched, deps: AnalyzeDeps) -> CallAnalyzed:
     snapshot = effective_config(event)
-    asr = await _observed_transcribe(event, deps, channel_speakers(event, snapshot))
+    heard = await _observed_transcribe(event, deps, channel_speakers(event, snapshot), snapshot.config.channels)
+    asr, transcript = heard.asr, heard.transcript
     engine = deps.analysis
     started = time.perf_counter()
     outcome = "analyzed"
@@ -112,7 +114,7 @@ async def analyze_call(event: CallFetched, deps: AnalyzeDeps) -> CallAnalyzed:
         try:
             analysis = await deps.analysis.analyze(
                 AnalysisInput(
-                    transcript=asr.segments, config=snapshot.config, duration_s=asr.duration_s, speech_s=asr.speech_s
+                    transcript=transcript, config=snapshot.config, duration_s=asr.duration_s, speech_s=asr.speech_s
                 )
             )
         except AnalysisError as exc:
@@ -127,7 +129,7 @@ async def analyze_call(event: CallFetched, deps: AnalyzeDeps) -> CallAnalyzed:
         **follow_up(event, event_id=event_id(event, "call.analyzed"), source=SOURCE),
         payload=CallAnalyzedPayload(
             **analysis.model_dump(),
-            transcript=asr.segments,
+            transcript=transcript,
             engines=EngineInfo(
                 asr_engine=asr.engine,
                 asr_model=asr.model,
@@ -135,6 +137,7 @@ async def analyze_call(event: CallFetched, deps: AnalyzeDeps) -> CallAnalyzed:
                 analysis_engine=engine.name,
                 analysis_model=engine.model,
                 analysis_version=engine.version,
+                diarization=heard.diarization,
             ),
             audio=AudioStats(duration_s=asr.duration_s, speech_s=asr.speech_s, channels=event.payload.channels),
             config_id=snapshot.config_id,
@@ -143,37 +146,54 @@ async def analyze_call(event: CallFetched, deps: AnalyzeDeps) -> CallAnalyzed:
     )
 
 
-async def _observed_transcribe(event: CallFetched, deps: AnalyzeDeps, speakers: tuple[Speaker, ...]) -> AsrResult:
+async def _observed_transcribe(
+    event: CallFetched, deps: AnalyzeDeps, speakers: tuple[Speaker, ...], channels: ChannelMap
+) -> Heard:
     """``transcribe`` in a span, timed: duration by outcome, real-time factor, audio seconds."""
     engine = deps.transcriber.name
     started = time.perf_counter()
     with tracing.span("transcribe", attributes={"callpipe.asr.engine": engine}) as span:
         try:
-            asr = await transcribe(event, deps, speakers)
+            heard = await transcribe(event, deps, speakers, channels)
         except (AnalyzeFailed, DependencyUnavailable) as exc:
             code = exc.code if isinstance(exc, AnalyzeFailed) else "asr_unavailable"
             metrics.ASR_DURATION.labels(engine, code).observe(time.perf_counter() - started)
             tracing.fail(span, code)
             raise
         elapsed = time.perf_counter() - started
+        asr = heard.asr
         metrics.ASR_DURATION.labels(engine, "transcribed").observe(elapsed)
         if asr.duration_s > 0:
             metrics.ASR_REAL_TIME_FACTOR.labels(engine).observe(elapsed / asr.duration_s)
             metrics.ASR_AUDIO.labels(engine).inc(asr.duration_s)
         tracing.set_attributes(span, {"callpipe.audio.duration_s": asr.duration_s})
-    return asr
+    return heard
 
 
-async def transcribe(event: CallFetched, deps: AnalyzeDeps, speakers: tuple[Speaker, ...]) -> AsrResult:
-    """The recording's transcript; a failed worker gets ``asr_attempts`` tries in all."""
+@dataclass(frozen=True)
+class Heard:
+    """What was recognised, and the transcript with its speakers (``speakers.attribute``)."""
+
+    asr: AsrResult
+    transcript: list[TranscriptSegment]
+    diarization: str | None
+
+
+async def transcribe(
+    event: CallFetched, deps: AnalyzeDeps, speakers: tuple[Speaker, ...], channels: ChannelMap
+) -> Heard:
+    """The recording's transcript, speakers separated on mono; a failed worker gets
+    ``asr_attempts`` tries in all."""
     attempt = 0
     while True:
         attempt += 1
         try:
             async with deps.blobs.open_local(event.payload.blob_uri) as path:
-                return await deps.transcriber.transcribe(
+                asr = await deps.transcriber.transcribe(
                     AsrRequest(path=str(path), channel_speakers=speakers, duration_s=event.payload.duration_s)
                 )
+                transcript, diarizer = await attribute(str(path), asr, channels)
+                return Heard(asr, transcript, diarizer)
         except BlobError as exc:
             raise AnalyzeFailed(
                 "blob_missing", f"the stored recording cannot be read: {exc}", retryable=False

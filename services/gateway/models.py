@@ -236,6 +236,9 @@ class ChannelMapIn(BaseModel):
 
     left: Literal["agent", "customer"] = "agent"
     right: Literal["agent", "customer"] = "customer"
+    mono_first_speaker: Literal["agent", "customer"] | None = Field(
+        None, description="On mono recordings, who speaks first; unset: decided from what each voice says."
+    )
 
     @model_validator(mode="after")
     def _different(self) -> ChannelMapIn:

@@ -20,6 +20,7 @@ import orjson
 import pytest
 from standardwebhooks import Webhook
 
+from schemas.analysis import TranscriptSegment
 from services.gateway.config import GatewaySettings
 from tests.factories import call_item
 from tests.support import audio
@@ -29,6 +30,7 @@ from tests.support.processes import ROOT
 from tests.support.receivers import Receiver, TestCa, receiver
 from tests.support.recordings import RecordingHost, recording_host
 from tests.support.spec_callback import SPEC_EXAMPLE, assert_same_shape
+from tests.support.wer import word_attribution
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not audio.tools_available(), reason="festival is not installed")]
 
@@ -128,13 +130,15 @@ async def test_every_call_gets_one_signed_spec_callback_and_a_completed_status(
 ) -> None:
     partner = await create_partner(database_url)
     metadata = {"campaign": "Q1 Outreach", "crm_id": "opp-42"}
-    items, scripts = [], {}
+    items, scripts, mono = [], {}, {}
     for script, fmt, stereo in PLAN:
         call = audio.render_conversation(audio.SCRIPTS[script], stereo=stereo)
         url = host.add(f"{script}.{fmt}", audio.encode(call, fmt), MIME[fmt])
         item = call_item(call__recording_url=url, callback_url=rx.url(script), metadata=metadata)
         items.append(item)
         scripts[item["call"]["id"]] = script
+        if not stereo:
+            mono[item["call"]["id"]] = call
     short = audio.render_conversation(audio.SCRIPTS["interested"][:4], stereo=True)
     silent_partner = call_item(
         call__recording_url=host.add("no-callback.mp3", audio.encode(short, "mp3"), "audio/mpeg"), callback_url=None
@@ -180,6 +184,13 @@ async def test_every_call_gets_one_signed_spec_callback_and_a_completed_status(
         assert status["callback"]["delivery_id"] == hit.headers["webhook-id"]
         [attempt] = status["callback"]["attempts"]
         assert attempt["number"] == 1 and attempt["status_code"] == 200
+        if call_id in mono:
+            # One channel, two voices: the analyzer told agent and customer apart.
+            transcript = [TranscriptSegment.model_validate(s) for s in status["result"]["transcript"]]
+            assert {s.speaker for s in transcript} == {"agent", "customer"}, script
+            right, words = word_attribution(transcript, mono[call_id].turns)
+            assert right >= 0.85 * words, (script, right, words)
+            assert status["result"]["engines"]["diarization"], status["result"]["engines"]
         stamps = {k: datetime.fromisoformat(v) for k, v in status["timestamps"].items() if v}
         assert stamps["received"] <= stamps["fetching"] <= stamps["fetched"] <= stamps["completed"], stamps
     assert failure["call_id"] == broken["call"]["id"] and failure["status"] == "failed"

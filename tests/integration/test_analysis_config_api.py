@@ -92,12 +92,26 @@ async def test_tenant_level_applies_to_every_subtenant_and_subtenant_overrides_b
     assert data["source"] == "subtenant"
     assert data["effective"]["labels"] == ["Timeline"]  # from the subtenant
     assert data["effective"]["rubric"][1]["parameter_name"] == "Compliance Disclosure"  # inherited from the tenant
-    assert data["effective"]["channels"] == {"left": "customer", "right": "agent"}
+    assert data["effective"]["channels"] == {"left": "customer", "right": "agent", "mono_first_speaker": None}
     assert data["subtenant"]["version"] == 1 and data["tenant"]["version"] == 1
     # s1 is untouched by s2's override
     assert (await get(client, partner, subtenant="s1")).json()["data"]["effective"]["labels"] == ["Needs", "Budget"]
     # another tenant of the same partner still has the defaults
     assert (await get(client, partner, tenant="t2")).json()["data"]["source"] == "default"
+
+
+async def test_a_tenant_can_say_who_speaks_first_on_its_mono_recordings(
+    client: httpx.AsyncClient, partner: PartnerCreds
+) -> None:
+    before = (await get(client, partner)).json()["data"]["config_id"]
+    r = await put(client, partner, {"channels": {"mono_first_speaker": "customer"}}, scope="tenant")
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert data["effective"]["channels"] == {"left": "agent", "right": "customer", "mono_first_speaker": "customer"}
+    assert data["config_id"] != before
+    bad = await put(client, partner, {"channels": {"mono_first_speaker": "robot"}}, scope="tenant")
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "channels.mono_first_speaker"
 
 
 async def test_every_change_is_a_new_version_and_an_empty_document_clears_the_level(

@@ -54,6 +54,7 @@ FORMATS: tuple[Format, ...] = ("mp3", "wav", "aac", "m4a", "mp4")
 
 FEMALE = "cmu_us_slt_arctic_hts"  # US English, HTS statistical voice, natively 32 kHz
 MALE = "kal_diphone"  # US English, diphone voice, natively 16 kHz
+MALE_2 = "ked_diphone"  # another US English male diphone voice, for two voices of the same pitch
 # Different voices on the two sides, so a mono mix still has two distinguishable speakers.
 DEFAULT_VOICES: Mapping[Speaker, str] = {"agent": MALE, "customer": FEMALE}
 
@@ -444,6 +445,49 @@ def encode(call: RenderedCall, fmt: Format, *, faststart: bool = False) -> bytes
     faststart = faststart and fmt in ("m4a", "mp4")
     name = f"{fmt}-{_key('encode', fmt, faststart, call.content_hash())}.{fmt}"
     return _cached(name, lambda path: _encode_into(path, call, fmt, faststart))
+
+
+#: What a telephone line carries: 8 kHz, one channel.
+TELEPHONE_RATE = 8_000
+Telephone = Literal["mulaw", "mp3"]
+
+
+def _telephone_into(path: Path, call: RenderedCall, codec: Telephone, bit_rate: int) -> None:
+    mono = _mono_mix(call)
+    # PyAV's resampler low-passes before decimating, as a phone line's band limit would.
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=TELEPHONE_RATE)
+    muxer, encoder = ("wav", "pcm_mulaw") if codec == "mulaw" else ("mp3", "libmp3lame")
+    with av.open(str(path), "w", format=muxer) as out:
+        stream = out.add_stream(encoder, rate=TELEPHONE_RATE, layout="mono")
+        assert isinstance(stream, av.audio.stream.AudioStream)
+        if codec == "mp3":
+            stream.bit_rate = bit_rate
+        for frame in _audio_frames(mono):
+            for resampled in resampler.resample(frame):
+                resampled.pts = None
+                out.mux(stream.encode(resampled))
+        for resampled in resampler.resample(None):
+            resampled.pts = None
+            out.mux(stream.encode(resampled))
+        out.mux(stream.encode(None))
+
+
+def _mono_mix(call: RenderedCall) -> RenderedCall:
+    """Both channels summed into one (a stereo call's parties never overlap, so nothing clips)."""
+    if call.channels == 1:
+        return call
+    left, right = call.channel(0), call.channel(1)
+    mixed = array("h", (max(-32768, min(32767, a + b)) for a, b in zip(left, right, strict=True)))
+    return RenderedCall(_to_le(mixed), call.sample_rate, 1, call.turns)
+
+
+def telephone(call: RenderedCall, codec: Telephone = "mulaw", *, bit_rate: int = 16_000) -> bytes:
+    """``call`` as telephone audio: mixed to mono, resampled to 8 kHz and encoded as G.711
+    \u03bc-law in WAV (``"mulaw"``, what PBXs record) or as MP3 at ``bit_rate`` (``"mp3"``,
+    16 kbit/s by default: what call recorders save to keep archives small)."""
+    ext = "wav" if codec == "mulaw" else "mp3"
+    name = f"tel-{codec}-{_key('telephone', codec, bit_rate, call.content_hash())}.{ext}"
+    return _cached(name, lambda path: _telephone_into(path, call, codec, bit_rate))
 
 
 def decode(data: bytes, *, strict: bool = True) -> DecodedAudio:

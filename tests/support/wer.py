@@ -13,8 +13,9 @@ words.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 _ONES = (
     *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
@@ -129,3 +130,44 @@ def pooled(counts: Iterable[WerCount]) -> WerCount:
     for c in counts:
         total = total + c
     return total
+
+
+class _Timed(Protocol):
+    @property
+    def speaker(self) -> str: ...
+    @property
+    def start_s(self) -> float: ...
+    @property
+    def end_s(self) -> float: ...
+
+
+class _Said(Protocol):
+    @property
+    def speaker(self) -> str: ...
+    @property
+    def start(self) -> float: ...
+    @property
+    def end(self) -> float: ...
+    @property
+    def text(self) -> str: ...
+
+
+def word_attribution(segments: Sequence[_Said], turns: Sequence[_Timed]) -> tuple[int, int]:
+    """(recognised words attributed to the speaker who said them, recognised words).
+
+    Each word of a segment is placed evenly in the segment's time span and belongs to the
+    scripted turn under it, or the nearest one. A word labelled ``unknown`` counts as wrong.
+    """
+
+    def distance(turn: _Timed, t: float) -> float:
+        return 0.0 if turn.start_s <= t <= turn.end_s else min(abs(turn.start_s - t), abs(turn.end_s - t))
+
+    right = total = 0
+    for seg in segments:
+        words = seg.text.split()
+        for i in range(len(words)):
+            t = seg.start + (seg.end - seg.start) * (i + 0.5) / len(words)
+            truth = min(turns, key=lambda turn: distance(turn, t))
+            total += 1
+            right += seg.speaker == truth.speaker
+    return right, total

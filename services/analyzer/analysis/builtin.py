@@ -5,7 +5,8 @@ wrong) through a lexicon of short cue phrases (``lexicon``), and builds every fi
 callback from what it hears, quoting the utterances it relied on:
 
 - intent and its justification: ``findings.decide_intent``;
-- chapters: ``chapters`` (lexical-cohesion topic segmentation, extractive summaries);
+- chapters: ``chapters`` (lexical-cohesion topic segmentation) and ``summary`` (third-person
+  sentences of what each side said and agreed);
 - BANT: ``findings`` (needs, objections and their categories, the agent's replies, amounts,
   decision makers, dates);
 - qualification: ``labels``; quality: ``scoring``; quality_score: ``schemas.analysis.quality_score``;
@@ -55,7 +56,7 @@ def analyze_transcript(data: AnalysisInput) -> CallAnalysis:
         intent=intent,  # type: ignore[arg-type]  # one of INTENTS by construction
         intent_justification=justification,
         quality_score=quality_score(quality),
-        summary=chapters(units),
+        summary=chapters(units, f),
         bant=Bant(
             needs=fx.needs_text(f),
             objection=fx.objection_text(f),

@@ -1,4 +1,4 @@
-"""Chapters: topic segmentation of the transcript, a name and an extractive summary for each.
+"""Chapters: topic segmentation of the transcript, a name and a summary for each.
 
 Segmentation is TextTiling-style lexical cohesion (Hearst, 1997) over utterance windows: at
 each gap between two utterances, the cosine similarity of the content stems (and topic cues,
@@ -8,9 +8,8 @@ deepest valleys become chapter boundaries, as many as the call's length warrants
 (``target_chapters``), no chapter shorter than ``MIN_CHAPTER_WORDS`` words.
 
 Names come from the dominant topic cues of a chapter ("Pricing", "Next steps", "Pricing and
-next steps"), or, without any, from its most distinctive words. Summaries are the chapter's
-most representative utterances (the ones sharing most words with the rest of the chapter),
-quoted with who said them and when.
+next steps"), or, without any, from its most distinctive words. Summaries are third-person
+sentences of what each side said and agreed in the chapter (``summary``).
 """
 
 from __future__ import annotations
@@ -23,14 +22,15 @@ from collections.abc import Mapping, Sequence
 from schemas.analysis import Chapter
 
 from . import lexicon as lx
-from .text import STOPWORDS, Unit, clock, stem, word_count
+from .findings import Findings
+from .summary import summarise
+from .text import STOPWORDS, Unit, stem, word_count
 
 MIN_CHAPTER_WORDS = 40
 MAX_CHAPTERS = 12
 #: Words per chapter grow with the call: about sqrt(words / 60) chapters (1 for a one-minute
 #: call, 3 for ten minutes, 12 from about an hour).
 WORDS_SCALE = 60
-SUMMARY_QUOTE_WORDS = 25
 _TOPIC_WEIGHT = 3  # a topic cue weighs like three shared words
 _SHIFT_BONUS = 0.3
 
@@ -259,48 +259,22 @@ def _name(topics: Sequence[Counter[str]], fallback: list[str], second_ratio: flo
     return "Conversation"
 
 
-def _representative(chapter: Sequence[Unit], topics: Sequence[Counter[str]]) -> list[int]:
-    """Indexes (into ``chapter``) of its most representative utterances, in time order."""
-    tf: Counter[str] = Counter()
-    for unit in chapter:
-        tf.update(set(unit.stems))
-    wanted = 1 if len(chapter) <= 2 else 2 if len(chapter) <= 6 else 3
-
-    def score(i: int) -> tuple[float, int]:
-        unit = chapter[i]
-        distinct = set(unit.stems)
-        if len(unit.tokens) < 3:
-            return (-1.0, i)
-        centrality = sum(tf[s] - 1 for s in distinct) / math.sqrt(len(distinct) + 1)
-        return (centrality + sum(topics[i].values()) + 0.1 * len(distinct), -i)
-
-    ranked = sorted(range(len(chapter)), key=score, reverse=True)
-    return sorted(ranked[:wanted])
-
-
-def _say(unit: Unit) -> str:
-    quote = unit.quote(None, SUMMARY_QUOTE_WORDS)
-    if unit.who:
-        return f"At {clock(unit.start)} the {unit.who} said {quote}."
-    return f"At {clock(unit.start)}: {quote}."
-
-
-def chapters(units: Sequence[Unit]) -> list[Chapter]:
-    """The call's chapters with names and extractive summaries."""
+def chapters(units: Sequence[Unit], f: Findings) -> list[Chapter]:
+    """The call's chapters with names and summaries (``summary.summarise``)."""
     parts = segment(units)
+    texts = summarise(parts, f)
     topic_lists = [[_topics(u) for u in part] for part in parts]
     document_frequency: Counter[str] = Counter()
     for part in parts:
         document_frequency.update({s for u in part for s in u.stems})
     result: list[Chapter] = []
     used: Counter[str] = Counter()
-    for part, topics in zip(parts, topic_lists, strict=True):
+    for part, topics, text in zip(parts, topic_lists, texts, strict=True):
         # A call in one chapter is named after its two main topics, not just the loudest one.
         ratio = 0.3 if len(parts) == 1 else 0.6
         name = _name(topics, _distinctive_words(part, document_frequency, len(parts)), ratio)
         used[name] += 1
         if used[name] > 1:
             name = f"{name} (part {used[name]})"
-        summary = " ".join(_say(part[i]) for i in _representative(part, topics))
-        result.append(Chapter(chapter_name=name, chapter_summary=summary))
+        result.append(Chapter(chapter_name=name, chapter_summary=text))
     return result

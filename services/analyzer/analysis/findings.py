@@ -1,9 +1,14 @@
 """What the built-in engine hears in a call: intent cues, needs, objections and how they were
 answered, budget, authority, timeline and next steps, each with the utterance that says it.
 
-Who counts: on stereo recordings the customer's utterances give intent and BANT and the agent's
-give the agent's behaviour. On mono the speakers are unknown, so every utterance counts for
-both (the engine cannot tell who said it, and says so by quoting without a speaker).
+Who counts: when the speakers are known (stereo recordings, and mono ones the analyzer
+diarized) the customer's utterances give intent and BANT and the agent's give the agent's
+behaviour. When they are not (a mono transcript whose speakers could not be separated), every
+utterance counts for both (the engine cannot tell who said it, and says so by quoting without a
+speaker).
+
+Every cue is in ``lexicon``, one pattern per concern, with why it is there; the rules that
+combine them are here, each with its own constant and docstring.
 """
 
 from __future__ import annotations
@@ -157,17 +162,25 @@ def _intent_hits(f: Findings) -> dict[str, list[Hit]]:
                         break
                     total += take
                     hits.append(Hit(unit, span, take * speaker_weight * position))
-            if intent == "INTERESTED" and unit.index in accepted:
-                hits.append(Hit(unit, accepted[unit.index], lx.ACCEPTANCE_WEIGHT * position))
+            if unit.index in accepted and accepted[unit.index][1] == intent:
+                hits.append(Hit(unit, accepted[unit.index][0], lx.ACCEPTANCE_WEIGHT * position))
         result[intent] = hits
     return result
 
 
-def _acceptances(f: Findings) -> dict[int, tuple[int, int]]:
+def step_kind(unit: Unit) -> str:
+    """The intent that accepting this proposal signals: INTERESTED for a step towards buying
+    (a demo, a proposal, a trial), FOLLOW_UP for a call later or information to read."""
+    if lx.BUYING_STEP.search(unit.norm):
+        return "INTERESTED"
+    return "FOLLOW_UP" if lx.CALLBACK_STEP.search(unit.norm) else "INTERESTED"
+
+
+def _acceptances(f: Findings) -> dict[int, tuple[tuple[int, int], str]]:
     """Customer utterances that accept a next step the agent proposed just before (within the
-    next two utterances): utterance index -> span of the acceptance. Not on mono, where who
-    proposed and who accepted cannot be told apart."""
-    found: dict[int, tuple[int, int]] = {}
+    next two utterances): utterance index -> (span of the acceptance, the intent it signals,
+    see ``step_kind``). Not on mono, where who proposed and who accepted cannot be told apart."""
+    found: dict[int, tuple[tuple[int, int], str]] = {}
     if f.mono:
         return found
     for i, unit in enumerate(f.units):
@@ -177,7 +190,7 @@ def _acceptances(f: Findings) -> dict[int, tuple[int, int]]:
             if reply.speaker == "customer":
                 span = first_match(lx.ACCEPTANCE, reply)
                 if span is not None and not negated(reply, span):
-                    found[reply.index] = span
+                    found[reply.index] = (span, step_kind(unit))
                 break
     return found
 
@@ -215,21 +228,57 @@ def _objections(f: Findings) -> list[Objection]:
             hits.extend(strongest(unit_hits, 1))
         if not hits:
             continue
-        reply: tuple[Unit, ...] = ()
-        if i + 1 < len(all_turns):
-            nxt = all_turns[i + 1]
-            if f.mono or nxt[0].speaker == "agent":
-                reply = tuple(nxt[:2])
+        reply = _reply(all_turns, i, f.mono)
         reply_norm = " ".join(u.norm for u in reply)
-        acknowledged = bool(reply) and bool(lx.HANDLING_ACK.search(reply_norm))
+        rude = bool(lx.RUDE.search(reply_norm))
+        acknowledged = bool(reply) and not rude and bool(lx.HANDLING_ACK.search(reply_norm))
         substance = sum(len(u.stems) for u in reply)
-        answered = bool(reply) and (bool(lx.HANDLING_RESPONSE.search(reply_norm)) or substance >= 6)
+        # A long reply answers the concern only if it is about it (shares its words or its
+        # category's words); a pitch that ignores the concern does not.
+        concern_stems = {st for h in hits for st in h.unit.stems}
+        on_topic = any(st in concern_stems for u in reply for st in u.stems) or any(
+            lx.CATEGORY_WORDS[c].search(reply_norm) for c in categories if c in lx.CATEGORY_WORDS
+        )
+        answered = (
+            bool(reply)
+            and not rude
+            and (bool(lx.HANDLING_RESPONSE.search(reply_norm)) or (substance >= 6 and on_topic))
+        )
         found.append(
             Objection(
                 tuple(hits), tuple(c for c in CONCERN_CATEGORIES if c in categories), reply, acknowledged, answered
             )
         )
     return found
+
+
+#: How many of the agent's turns after an objection count as the reply to it: an agent often
+#: asks a question first ("What do you like about it?") and answers on the next turn.
+REPLY_TURNS = 2
+
+
+def _reply(all_turns: Sequence[Sequence[Unit]], i: int, mono: bool) -> tuple[Unit, ...]:
+    """The agent's reply to the objection in turn ``i``: the first two utterances of each of
+    the next ``REPLY_TURNS`` agent turns, stopping at a customer turn with another objection."""
+    if mono:
+        return tuple(all_turns[i + 1][:2]) if i + 1 < len(all_turns) else ()
+    reply: list[Unit] = []
+    agent_turns = 0
+    for turn in all_turns[i + 1 :]:
+        if turn[0].speaker == "agent":
+            reply.extend(turn[:2])
+            agent_turns += 1
+            if agent_turns >= REPLY_TURNS:
+                break
+        elif any(_objection_cue(u) for u in turn) or not reply:
+            break
+    return tuple(reply)
+
+
+def _objection_cue(unit: Unit) -> bool:
+    return any(p.search(unit.norm) for p in lx.OBJECTION_STRONG.values()) or bool(
+        lx.OBJECTION_GENERIC.search(unit.norm)
+    )
 
 
 def _authority(f: Findings) -> list[Hit]:
@@ -245,6 +294,8 @@ def _authority(f: Findings) -> list[Hit]:
                     asked and previous is not None and lx.DECISION_WORDS.search(previous.norm)
                 )
                 span = role if role is not None and about_deciding else None
+                if span is None and asked and previous is not None and lx.DECISION_WORDS.search(previous.norm):
+                    span = first_match(lx.AUTHORITY_SELF, unit)
             if span is not None:
                 found.append(Hit(unit, span))
         previous = unit
@@ -266,6 +317,16 @@ def _budget(f: Findings) -> list[Hit]:
     return found
 
 
+def _past(unit: Unit, span: tuple[int, int]) -> bool:
+    """A time in the past ("last spring", "until last year", "two weeks ago", "we have been with
+    them for ten years") is history, not a timeline."""
+    before = unit.tokens[max(0, span[0] - 2) : span[0] + 1]
+    after = unit.tokens[span[1] : span[1] + 1]
+    # "We have been with them for ten years": a duration up to now.
+    perfect = "been" in unit.tokens[max(0, span[0] - 6) : span[0]]
+    return "last" in before or "ago" in after or "since" in before or perfect
+
+
 def analyse(units: Sequence[Unit], duration_s: float) -> Findings:
     """Everything the built-in engine extracts from ``units`` (see the module docstring)."""
     mono = all(u.speaker == "unknown" for u in units)
@@ -274,6 +335,8 @@ def analyse(units: Sequence[Unit], duration_s: float) -> Findings:
     f = Findings(units=units, mono=mono, customer=customer, agent=agent, duration_s=duration_s)
     f.intent_hits.update(_intent_hits(f))
     f.needs.extend(_hits(lx.NEEDS, customer, negatable=True))
+    stated = {h.unit.index for h in f.needs}
+    f.needs.extend(h for h in _hits(lx.PAIN, customer) if h.unit.index not in stated)
     f.objections.extend(_objections(f))
     f.budget.extend(_budget(f))
     f.authority.extend(_authority(f))
@@ -281,6 +344,8 @@ def analyse(units: Sequence[Unit], duration_s: float) -> Findings:
         for m in lx.TIMELINE.finditer(unit.norm):
             # The longest phrase of an utterance is the most informative ("by the end of march").
             span = unit.span_of(m.start(), m.end())
+            if _past(unit, span):
+                continue
             f.timeline.append(Hit(unit, span, float(len(m.group(0))), unit.words_of(span)))
     f.next_steps.extend(_hits(lx.NEXT_STEP_ACTION, [u for u in agent if _is_next_step(u)], weight=2.0))
     f.next_steps.extend(_hits(lx.NEXT_STEP_MENTION, agent))

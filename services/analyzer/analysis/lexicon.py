@@ -32,7 +32,9 @@ NEG = r"(?:not|dont|do not|doesnt|does not|didnt|did not|never|no|isnt|is not|ar
 FILL = r"(?:(?:really|very|so|quite|just|actually|definitely|pretty|that|too|all|at all) )?"
 DAY = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
 MONTH = r"(?:january|february|march|april|may|june|july|august|september|october|november|december)"
-NUM_WORD = r"(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few|a couple of|couple of|\d+)"
+_NUM = r"(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few|a couple of|couple of|\d+)"
+NUM_WORD = rf"(?:{_NUM}(?: or {_NUM}| to {_NUM})?)"
+SEASON = r"(?:spring|summer|autumn|fall|winter|new year|holidays|christmas|easter|year end)"
 
 #: Words that, among the three tokens before a positive cue, negate it ("not interested").
 NEGATORS = frozenset(
@@ -46,13 +48,26 @@ NEGATORS = frozenset(
 #: intent -> [(pattern, weight, negatable)]
 INTENT_CUES: Mapping[str, tuple[tuple[Pattern, float, bool], ...]] = {
     "NOT_INTERESTED": (
-        (rx(rf"{NEG} {FILL}interested", r"no interest", r"not for (?:us|me)", r"not a (?:good )?fit"), 2.0, False),
+        (
+            rx(
+                rf"{NEG} {FILL}interested",
+                r"no interest",
+                r"not for (?:us|me)",
+                r"not a (?:good )?fit",
+                r"(?:no|not of any|not any) use to (?:us|me)",
+                r"not something (?:we|i) (?:would|will|need|want)",
+                r"(?:we|i) (?:would|will) never (?:use|need|buy)",
+            ),
+            2.0,
+            False,
+        ),
         (
             rx(
                 r"remove (?:us|me|my number|our number|my name|our names?) from",
                 r"take (?:us|me|my number|our number) off",
                 r"(?:dont|do not|never|stop|please dont|please do not) (?:ever )?call(?:ing)? (?:us|me|here|again|this number)",
                 r"stop calling",
+                r"(?:dont|do not|never) (?:\w+ )?(?:call|ring|phone|contact|email|bother|tell) (?:me|us) again",
                 r"(?:dont|do not) (?:contact|email) (?:us|me)",
                 r"(?:take|put) (?:us|me) (?:off|on your do not call)",
                 r"do not call list",
@@ -69,6 +84,17 @@ INTENT_CUES: Mapping[str, tuple[tuple[Pattern, float, bool], ...]] = {
                 r"(?:dont|do not) (?:bother|waste)",
                 r"not (?:looking|buying|in the market)",
                 r"(?:we|i) (?:have|ve)? ?decided (?:against|not)",
+                # A polite "no" after thanks, a flat "we won't be ...", an offer already covered.
+                r"(?:thanks|thank you)(?: anyway)? but no",
+                r"(?:we|i) (?:wont|will not|are not going to|arent going to|am not going to) (?:be )?(?:do|doing|buy|buying|switch|switching|change|changing|sign|signing|go ahead|going ahead|take|taking)",
+                r"(?:stick|stay|staying|sticking|keep|keeping) with (?:what (?:we|i) (?:have|use|got)|our (?:current|own|existing|supplier|provider|vendor)|them)",
+                r"not looking to (?:change|switch|buy|move)",
+                r"(?:were|we are|im|i am) (?:covered|all set|sorted)",
+                r"(?:signed|went|gone|going|go) with (?:another|a different|someone else|a competitor)",
+                # No money for it is a refusal for now (a request to call later outweighs it).
+                r"(?:no|dont have (?:the |any )?|do not have (?:the |any )?|havent got (?:the |any )?)(?:budget|money) for (?:that|this|it|anything|something)",
+                r"(?:were|we are|then we are|then were) done(?: here)?",
+                r"(?:happy|fine|good|ok|okay) (?:where we are|with what we have|as we are|as it is|as things are)",
             ),
             1.5,
             False,
@@ -77,7 +103,9 @@ INTENT_CUES: Mapping[str, tuple[tuple[Pattern, float, bool], ...]] = {
     "INTERESTED": (
         (
             rx(
-                r"(?:sounds|looks|seems) (?:really |very |pretty |quite |so )?(?:good|great|interesting|useful|promising|perfect|amazing|nice|helpful|excellent)",
+                r"(?:sounds|looks|seems) (?:really |very |pretty |quite |so )?(?:good|great|interesting|useful|promising|perfect|amazing|nice|helpful|excellent|right|lovely|ideal)",
+                r"(?:that|this|it) (?:would|could|will) (?:really )?(?:be (?:great|a relief|useful|helpful|perfect|ideal|nice|a big help|brilliant|a game changer)|help(?: us)?(?: a lot)?|save us)",
+                r"(?:that|it|this) fits",
                 r"(?:this|that|it|thats|its) (?:is )?(?:really |very |so |quite )?(?:interesting|great|exactly what|what we need)",
                 rf"{WE} {FILL}interested",
                 r"interested in",
@@ -93,6 +121,7 @@ INTENT_CUES: Mapping[str, tuple[tuple[Pattern, float, bool], ...]] = {
                 r"what (?:is|are|s) (?:the|your) (?:price|prices|pricing|cost|costs|rate|rates)",
                 r"(?:pricing|price) (?:options|plans|details|list)",
                 r"what are the next steps?",
+                r"how soon can (?:you|we)",
                 r"(?:whats|what is) the next step",
                 r"free trial",
                 r"(?:start|try|get) (?:a |the )?trial",
@@ -103,23 +132,25 @@ INTENT_CUES: Mapping[str, tuple[tuple[Pattern, float, bool], ...]] = {
         ),
         (
             rx(
-                r"send (?:me|us|over) (?:a |the |your )?(?:proposal|quote|contract|pricing|offer|agreement)",
+                r"send (?:me |us |over )?(?:a |the |your )?(?:proposal|quote|contract|pricing|offer|agreement|order form|sample)",
+                r"(?:can|could|may) (?:i|we) (?:try|test|trial|see) (?:it|this|a demo|the product|the app)",
                 r"(?:book|schedule|set up|setup|arrange|organise|organize) (?:a |the |us a |me a )?(?:demo|meeting|trial|call|pilot)",
                 r"when can (?:we|you|i) (?:start|begin|set|get)",
                 r"(?:show|give) (?:me|us) a demo",
+                r"(?:lets|let us) (?:meet|set up|book|schedule|arrange)",
             ),
             1.5,
             True,
         ),
         (
             rx(
-                r"sign (?:up|the contract|it)",
+                r"sign (?:up|the contract|it|us up|me up)",
                 r"lets (?:do it|go|go ahead|move forward|get started|start)",
                 r"(?:go|move) ahead",
                 r"move forward",
                 r"get started",
                 r"(?:we|i) (?:will|would like to|want to|d like to|are ready to) (?:buy|sign|try it|start|go with|take it|order)",
-                r"(?:were|we are|im|i am) in",
+                r"(?:were|we are|im|i am) in$",
                 r"count (?:us|me) in",
             ),
             2.0,
@@ -137,9 +168,12 @@ INTENT_CUES: Mapping[str, tuple[tuple[Pattern, float, bool], ...]] = {
                 r"not (?:right )?now",
                 r"(?:not|bad) (?:a )?(?:good )?time",
                 r"(?:send|email|mail) (?:me|us|over) (?:some |more |the )?(?:info|information|details|material|materials|brochure|an email|something|documentation)",
-                r"(?:think|sleep) (?:about|on|it over) ?it",
-                r"think it over",
-                r"(?:get|come) back to you",
+                r"(?:get|come) back to (?:you|me|us)",
+                r"give (?:me|us) a (?:call|ring|shout)",
+                r"(?:try|call|ring|phone) (?:me|us) (?:again )?(?:in|at|on|after|next|around|when|once|then)",
+                r"pick (?:this|it|that) up (?:again )?(?:in|on|after|next|when|once|later)",
+                r"(?:lets|let us|can we|could we) (?:talk|speak|reconnect) (?:again )?(?:in|on|after|next|later|when|once)",
+                r"(?:maybe|perhaps|try) (?:in )?next (?:year|quarter|month|week)",
                 r"touch base",
                 r"follow up (?:later|next|in)",
                 r"(?:talk|speak) (?:again )?(?:later|soon|next)",
@@ -149,13 +183,15 @@ INTENT_CUES: Mapping[str, tuple[tuple[Pattern, float, bool], ...]] = {
         ),
         (
             rx(
-                rf"{WE} (?:really |very |a bit |quite )?busy",
+                rf"{WE} (?:(?:far|way|so|very|really|a bit|quite|too|just) )*busy",
                 r"(?:need|have|has|got) to (?:discuss|talk|check|think|look)",
-                r"let (?:me|us) (?:think|check|discuss|talk)",
+                r"let (?:me|us) (?:check|discuss|talk)",
             ),
             1.0,
             False,
         ),
+        # Thinking it over is a deferral only with something more: alone it leaves the call open.
+        (rx(r"(?:think|sleep) (?:about|on|it over) ?it", r"think it over", r"let (?:me|us) think"), 0.5, False),
     ),
 }
 #: The customer accepting a next step the agent just proposed ("yes, that works").
@@ -172,7 +208,36 @@ ACCEPTANCE = rx(
     r"deal",
     r"absolutely",
     r"of course",
+    r"(?:lovely|wonderful|brilliant|excellent)",
+    r"(?:that|it|this) (?:is )?fine",
     r"(?:ok|okay|alright) (?:lets|great|perfect|sure|thanks|then|see you)",
+)
+#: What kind of step the customer accepted: a step towards buying (a demo, a proposal, a trial)
+#: shows interest; a call later or information to read is a follow-up ("Yes, call me back").
+BUYING_STEP = rx(
+    r"demo",
+    r"meeting",
+    r"trial",
+    r"pilot",
+    r"proposal",
+    r"quote",
+    r"contract",
+    r"agreement",
+    r"order",
+    r"sign ?up",
+    r"account",
+    r"sample",
+    r"invitation",
+    r"deliver\w*",
+    r"start",
+    r"install\w*",
+)
+CALLBACK_STEP = rx(
+    r"call (?:you|back)",
+    r"(?:speak|talk) (?:to you |with you )?(?:again|then|next|later|soon|in|on|after)",
+    r"(?:check|touch) (?:in|base)",
+    r"follow up",
+    r"(?:info|information|details|brochure|materials?|examples|menu|documentation)",
 )
 ACCEPTANCE_WEIGHT = 1.5
 #: A customer objection takes this much from the INTERESTED score (an unresolved price
@@ -195,6 +260,27 @@ NEEDS = rx(
     r"(?:its|it is|thats|that is) (?:really |very |so )?(?:hard|difficult|painful|time consuming|a mess|slow|tedious)",
     r"(?:would|it d|itd) be (?:great|nice|helpful|good) (?:if|to)",
     r"(?:we|i) (?:wish|hope)",
+    r"(?:we|i) could (?:use|do with)",
+)
+#: A problem with how things are done today, told by the customer: a need, even without the
+#: word "need" ("deadlines slip all the time", "it crashes during sales", "everyone complains").
+PAIN = rx(
+    r"(?:slip|slips|slipping|crash|crashes|crashing|breaks? down|broken|breaking|drops?|dropping|keeps? going down|goes down|fails?|failing)",
+    r"(?:takes|took|taking) (?:forever|ages|hours|days|so long|too long|half the day|a lot of time)",
+    r"(?:complain|complains|complaining|hate|hates|frustrat\w*|stressful|chaos|a mess|a pain|a nightmare|a headache)",
+    r"(?:we|i|they|people|nobody|everyone|customers|staff) (?:still |always |often |keep |sometimes )?(?:lose|lost|miss|missed|forget|forgot|skip|skipped|turn up at the wrong)",
+    r"(?:never|cannot|cant|can not|dont|do not) (?:know|keep track|find|see) (?:where|when|what|who|how)",
+    r"nobody (?:understands|has time|knows)",
+    r"(?:too|very|really|so) (?:slow|loud|expensive to run|old|manual|complicated)",
+    r"not (?:good|fast|reliable) enough",
+    r"(?:no shows|late payers|mistakes|errors|delays|downtime)",
+    r"in the wrong (?:place|places|time|order)",
+    r"(?:only|just) a handful|hardly any|barely any|a handful of",
+    r"(?:is|are|its|it is|was|were) (?:\w+ )?slow",
+    r"(?:loses|losing|lost|costs|costing) (?:us )?(?:a lot of |lots of |so many |too many )?(?:sales|customers|money|time|leads|orders|business|deals)",
+    r"(?:charge|charges|charging) (?:us|me) (?:for every|a fortune|too much|extra)",
+    r"(?:break in|broke in|broken into|robbed|stolen|burgl\w*|hacked|fraud)",
+    r"(?:cannot|cant|can not) (?:take|get|make|do|keep) ",
 )
 
 #: category -> pattern that on its own makes an utterance an objection of that category.
@@ -212,17 +298,33 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"(?:price|cost|pricing|costs|prices) (?:is|are) (?:the |a |our )?(?:main |big |biggest |real )?(?:problem|issue|concern|obstacle)",
         r"cheaper",
         r"(?:a lot|lots) of money",
+        # The price judged too high without the word "expensive": "the price looks high for a
+        # team our size", "they cost way too much", "more than we budgeted".
+        r"(?:price|prices|pricing|cost|costs|fee|fees|rate|rates|quote) (?:\w+ ){0,6}(?:looks?|seems?|is|are|was|were|sounds?|feels?) (?:a bit |quite |very |rather |pretty |really |a little |way |far )?(?:high|steep|a lot|hefty|too much|much)",
+        r"(?:cost|costs|charge|charges) (?:\w+ )?(?:too much|a fortune|a lot)",
+        r"more than (?:we|i) (?:budgeted|planned|expected|pay now|spend|pay|have)",
+        r"(?:was|were|is|are|its|thats|that is|it is) (?:\w+ )?(?:a lot|too much|a bit much|steep|pricey) for (?:us|me|a \w+)",
+        r"(?:beyond|outside|above|over) (?:our|my) (?:means|price range|range)",
+        r"(?:flexibility|wiggle room|room to move|negotiat\w*|movement) on (?:the )?(?:price|pricing|cost|fee|rate)",
+        r"(?:numbers|maths|math|figures|sums) (?:do not|dont|doesnt|does not|wont|will not) (?:work|add up)",
+        r"(?:check|see|find out) (?:what|how much|if|whether) (?:\w+ ){0,2}(?:budget|money)",
     ),
     "Functionality": rx(
-        r"(?:doesnt|does not|cant|cannot|wont|will not|didnt) (?:do|support|handle|have|offer|cover)",
+        r"(?:doesnt|does not|cant|cannot|wont|will not|didnt|did not|would not|wouldnt) (?:\w+ )?(?:do|support|handle|have|offer|cover|include)",
         r"(?:it|this|that|your \w+|the \w+) (?:is |are )?(?:missing|lacks|lacking)",
         r"too (?:complicated|complex|basic|limited|simple|hard to use)",
         r"(?:hard|difficult) to use",
-        r"not (?:good|powerful|flexible|accurate|reliable) enough",
+        r"(?:it|this|that|your \w+) (?:is |are )?not (?:good|powerful|flexible|accurate|reliable) enough",
         r"(?:doesnt|does not|didnt|did not) work",
+        r"(?:not sure|doubt|wonder if) (?:it|this|that|your \w+) (?:can|could|would|will) (?:handle|cope with|deal with|do)",
+        r"(?:seems?|looks?|is|feels?|sounds?) (?:a bit |quite |rather |too |very |pretty )?(?:basic|limited|simplistic|clunky|complicated|complex|outdated)",
     ),
     "Integration": rx(
-        r"(?:doesnt|does not|wont|will not|cant|cannot|might not|may not) (?:integrate|work|connect|sync|talk)",
+        r"(?:doesnt|does not|wont|will not|cant|cannot|might not|may not|would not|wouldnt) (?:integrate|work|connect|sync|talk)",
+        # A question whether it fits the customer's systems is a concern about integration.
+        r"(?:does|can|will|would) (?:it|this|that|your \w+) (?:\w+ )?(?:work|integrate|connect|sync|talk|plug) (?:with|to|into)",
+        r"(?:can|could) (?:we|i|you) (?:import|export|connect|sync|migrate|move|bring|transfer) (?:our|my|the)",
+        r"(?:will|does|can|would) (?:it|this|that) (?:\w+ )?(?:plug in|integrate|connect|sync)",
         r"integrat\w* (?:is|would be|could be|will be|might be|seems) (?:a )?(?:problem|issue|concern|hard|difficult|tricky|pain)",
         r"(?:worried|concerned|nervous) about (?:the )?(?:integrat\w*|setup|set up|implementation|migrat\w*|onboarding)",
     ),
@@ -230,10 +332,14 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"not (?:the |a )?(?:right|good) time",
         r"(?:too|really|very|quite|a bit) busy",
         r"(?:im|i am|were|we are) busy",
+        r"(?:swamped|slammed|snowed under|flat out|up to (?:our|my) ears)",
+        r"nothing (?:\w+ )?(?:happens|will happen|can happen|changes) (?:before|until|till)",
         r"bad time",
         r"not (?:right )?now",
-        r"(?:maybe )?next year",
+        r"(?:maybe|perhaps|possibly|probably|try|wait (?:until|till)|not (?:until|till|before)) (?:\w+ )?next year",
         r"not (?:a |our )?priority",
+        r"in the middle of",
+        r"(?:year end|busy season|peak season)",
         r"(?:some|another) other time",
         r"another time",
         r"maybe later",
@@ -244,6 +350,10 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"already (?:have|use|using|got|working with) (?:a|an|another|something|one|someone|a tool|a solution)",
         r"(?:happy|satisfied) with (?:our|the|what we) (?:current|existing|have|provider|vendor|tool|solution)",
         r"(?:under|in) (?:a )?contract with",
+        r"(?:locked|tied) into (?:a |our |their )?(?:\w+ )?contract",
+        r"(?:built|build|made|make|wrote|developed) (?:our|my) own",
+        r"(?:comparing|looking at|talking to|evaluating|speaking to) (?:a few|several|some|other|two|three|a couple of|different) (?:\w+ )?(?:options|vendors|suppliers|providers|companies|tools|solutions|quotes|offers)",
+        r"(?:been|stayed|worked) with (?:our|the|them|this|that) (?:\w+ )?(?:\w+ )?(?:company|provider|supplier|vendor|bank|agency|firm|for)",
         r"competitors?",
         r"(?:another|a different|other) (?:vendor|provider|supplier|company|solution|tool)",
     ),
@@ -253,14 +363,23 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"(?:bad|negative|mixed|poor) reviews",
         r"(?:scam|legit|legitimate)",
         r"never heard of (?:you|your|them)",
+        r"too good to be true",
+        r"(?:burned|burnt|ripped off|stung) (?:before|by)",
+        r"(?:bad|terrible) experiences? with",
+        r"bad luck with",
+        r"how long have you been (?:around|in business|going|trading|doing this)",
         r"(?:is|how) (?:it|our data|the data) (?:safe|secure)",
     ),
     "Authority": rx(
-        r"(?:need|have|has|got|would have) to (?:ask|check with|talk to|run it by|run this by|get approval|consult|discuss it with|speak (?:to|with))",
+        r"(?:need|have|has|got|would have) to (?:ask|check with|talk to|run it by|run this by|get approval|consult|discuss it with|speak (?:to|with)|loop in|involve|bring in)",
         r"not (?:my|mine|our) (?:decision|call)",
-        r"not up to me",
+        r"not up to (?:me|us)",
+        r"(?:wrong|not the right) person",
+        r"(?:i|we) (?:dont|do not) (?:deal with|handle|decide|look after)",
+        r"above my pay grade",
+        r"(?:head|main|central|regional) office (?:\w+ )?(?:decides|signs|approves|has to|needs to|would have to|must)",
         r"(?:need|needs|require\w*) (?:an |the )?(?:approval|sign off|signoff|authorization|authorisation)",
-        r"(?:my|our) (?:boss|manager|ceo|cfo|owner|board|director|vp) (?:decides|has to|needs to|will decide|would have to|makes)",
+        r"(?:my|our|the) (?:boss|manager|ceo|cfo|owner|board|director|vp|partner|finance director|landlord) (?:\w+ )?(?:decides|has to|needs to|will decide|would have to|makes|must|would need to)",
     ),
 }
 
@@ -275,7 +394,7 @@ OBJECTION_GENERIC = rx(
     r"skeptical",
     r"sceptical",
     r"doubts?",
-    r"not sure",
+    r"not sure(?! (?:yet )?(?:what|when|how|where|who|which)\b)",
     r"unsure",
     r"(?:dont|do not) think (?:it|this|that|we|so)",
     r"(?:problem|issue) (?:for us|with)",
@@ -330,6 +449,9 @@ CATEGORY_WORDS: Mapping[str, Pattern] = {
         r"implementation",
         r"migrat\w*",
         r"set ?up",
+        r"databases?",
+        r"work with",
+        r"(?:our|your|the) (?:\w+ )?(?:software|tool|app|platform)",
     ),
     "Timing": rx(
         r"timing",
@@ -388,6 +510,10 @@ HANDLING_ACK = rx(
     r"(?:im|i am) sorry",
     r"sorry (?:for|about|to)",
     r"(?:no|not a) problem",
+    r"understood",
+    r"of course",
+    r"fair enough",
+    r"(?:that|it) makes sense",
 )
 
 #: The agent answering a concern with substance.
@@ -410,6 +536,13 @@ HANDLING_RESPONSE = rx(
     r"sav(?:e|es|ing) (?:you )?(?:time|money)",
     r"(?:let me|i can|i will|ill) (?:show|explain|send|check|find out)",
     r"(?:basic|starter|smaller|cheaper) (?:plan|package|version|option)",
+    # For a timing or an approval concern, planning around it is the answer.
+    r"when (?:would|will|is|could|can|do)",
+    r"(?:call|ring|speak to|talk to) you (?:again|back|then|after|next|in|on)",
+    r"shall i",
+    r"would it help",
+    r"who (?:else|is|would)",
+    r"references?",
 )
 
 BUDGET = rx(
@@ -437,6 +570,18 @@ AUTHORITY = rx(
     r"not (?:my|mine|our) (?:decision|call)",
     r"not up to (?:me|us)",
     r"committee",
+    r"(?:wrong|not the right) person",
+    r"above my pay grade",
+    r"(?:head|main|central) office",
+    r"signs? off",
+    r"(?:loop in|involve|bring in|check with|ask) (?:our|my|the) (?:\w+ )?(?:director|manager|boss|partner|owner|board|head|finance|cfo|ceo|cto)",
+    r"(?:im|i am) the (?:manager|owner|director|boss|ceo|founder|head|buyer|decision maker)",
+    r"(?:i|we) can (?:order|sign|buy|decide|approve)",
+)
+#: The customer naming themselves when the agent asks who decides ("Who chooses ...?" -
+#: "That would be me").
+AUTHORITY_SELF = rx(
+    r"(?:that would be|thats|that is|it is|its|it would be) (?:me|us|myself)", r"^(?:me|i do|we do|i am|im)$"
 )
 #: People who may decide: they count when the utterance, or the agent's question before it,
 #: is about deciding ("who else is involved?" - "our cfo").
@@ -446,6 +591,9 @@ ROLES = rx(
 )
 DECISION_WORDS = rx(
     r"decid\w*",
+    r"choos\w*",
+    r"in charge",
+    r"responsible",
     r"decision\w*",
     r"approv\w*",
     r"sign\w*",
@@ -461,13 +609,18 @@ TIMELINE = rx(
     rf"(?:by|before|until|in|for|around|at|from|after|early|mid|late|towards) (?:the )?(?:end|beginning|start|middle) of (?:the |this |next )?(?:week|month|quarter|year|{MONTH}|q ?[1-4])",
     rf"(?:the )?(?:end|beginning|start|middle) of (?:the |this |next )?(?:week|month|quarter|year|{MONTH})",
     rf"(?:next|this|coming|following) (?:week|month|quarter|year|{DAY}|spring|summer|autumn|fall|winter|fiscal year)",
-    rf"(?:in|within|over|for) (?:the next )?{NUM_WORD} (?:days?|weeks?|months?|years?|quarters?)",
+    rf"(?:in|within|over|for) (?:the next )?(?:about |around |roughly |some |another )?{NUM_WORD} (?:days?|weeks?|months?|years?|quarters?)",
     rf"(?:by|before|until|in|from|after|early|mid|late|around) {MONTH}",
     rf"(?:by|before|until|on) (?:next )?{DAY}",
     r"(?:by|before|until|in|for|from|after) (?:the )?(?:first|second|third|fourth|last) quarter",
     r"(?:first|second|third|fourth|last) quarter",
     r"(?:by|before|until|in|for|from|after) q ?(?:[1-4]|one|two|three|four)",
     r"q ?[1-4]|q (?:one|two|three|four)",
+    r"(?:on|by|before|after|until) the (?:first|second|third|\w+th|twenty \w+|thirty first)\b(?! (?:time|thing|one|person|step|place))",
+    r"(?:once|when|after) (?:she|he|they|my \w+|our \w+) (?:is|are|gets?|comes?) back",
+    # Times anchored to an event ("after the board meeting", "once the merger is done").
+    r"(?:after|before|once|until) (?:the|our|my|this) (?:\w+ )?(?:meeting|holidays?|launch|merger|audit|year end|review|summer|break|move|season|trade show|conference)",
+    rf"(?:in|by|over|during|before|after|until|around|for) (?:the )?{SEASON}",
     r"tomorrow",
     r"asap|as soon as possible",
     r"right away|immediately",
@@ -481,6 +634,7 @@ TIMELINE = rx(
 INTRODUCTION = rx(
     r"(?:this is|my name is|its|it is|im|i am) \w+(?: \w+)? (?:from|with|at|here|calling)",
     r"\w+ here (?:from|at|with)",
+    r"(?:hi|hello|hey)(?: there)? \w+ from",
     r"(?:calling|call) from",
     r"on behalf of",
     r"my name is",
@@ -493,9 +647,14 @@ PURPOSE = rx(
     r"(?:the )?(?:purpose|goal|aim|point|objective) (?:of|for) (?:this|the|my|our|today)",
     r"agenda",
     r"(?:today|in this call|on this call|on the call) (?:id|i would|we|well|i want|i wanted|we will|we are going|were going)(?: like)? to",
-    r"(?:id|i would|i wanted|i want|we would|wed) (?:like )?to (?:talk|discuss|show|walk you|go over|cover|understand|learn|share|introduce|review)",
+    r"(?:id|i would|i wanted|i want|we would|wed) (?:like )?to (?:talk|discuss|show|walk you|go over|cover|understand|learn|share|introduce|review|hear|ask|explain|tell you|find out)",
     r"(?:we will|well|were going to|we are going to|lets) (?:cover|discuss|go over|talk about|look at|walk through)",
     r"plan for (?:today|the call|this call)",
+    r"(?:returning|following up on|following up|in reply to) (?:your|our|the) (?:call|email|request|enquiry|inquiry|message|form)",
+    # "I am <doing something> about your ...": in an opening, the reason for the call, whatever
+    # the verb (speech recognition often hears "calling" as "called" or "going").
+    r"(?:im|i am|were|we are|i was) (?:\w+ ){1,2}(?:about|regarding) (?:your|the|our|a|an|some)",
+    r"(?:im|i am|were|we are) (?:going|here|just) to (?:offer|show|tell|talk|ask|introduce|discuss|present|explain)",
     # An outline of the call says what it is for, even when a misheard word hides "agenda".
     r"first \w+(?: \w+){0,15} (?:then|after that|finally)",
 )
@@ -525,7 +684,7 @@ OPEN_QUESTION = rx(
     r"whats",
     r"why (?:do|did|is|are|would)",
     r"when (?:do|did|does|would|will|is|are)",
-    r"who (?:is|are|else|does|do|would|will)",
+    r"who (?:is|are|else|does|do|would|will|\w+s)",
     r"which (?:\w+ )?(?:do|does|is|are)",
     r"tell me (?:about|more|how|what)",
     r"(?:walk|talk) me through",
@@ -547,6 +706,39 @@ NOT_DISCOVERY = rx(
     r"(?:what|how) does (?:it|that|this) (?:cost|sound)",
 )
 
+#: What a product does, said by the seller: a seller-side subject ("we", "it", "our cameras",
+#: the product's name opening the sentence) and a verb of what it does ("Tillwise combines
+#: payments ...", "our cameras read number plates", "we screen every candidate").
+_SELLER = r"(?:we|it|this|they|which|ours|our \w+(?: \w+)?|the (?:\w+ )?(?:product|platform|software|tool|app|system|service|plan|model|package|team|hall))"
+_DOES = (
+    r"(?:let|allow|help|give|send|show|record|track|save|handle|cover|include|read|build|put|warn|answer|check|fix"
+    r"|create|calculate|combine|scan|support|connect|integrate|sync|automate|manage|run|deliver|offer|provide|find|cut"
+    r"|reduce|remove|replace|screen|move|import|translate|sell|take|print|clean|bring|supply|service|roast|lend|file"
+    r"|remind|fill|write|listen|store|encrypt|guarantee|hold|seat|protect|detect|monitor|analy[sz]e|measure|plan|schedule"
+    r"|book|respond|train|teach|guide|match|update|back|restore|work|come|make|do|have|ha|cost|charge|keep|turn|stop|catch"
+    r"|fit|suit|seat|host|ship|pick)(?:s|es)?"
+)
+CAPABILITY = rx(
+    rf"{_SELLER} (?:(?:can|will|also|now|even|automatically|then|just|all|only|really|already) )*{_DOES}",
+    # A product's name opening the sentence (not a question word, a pronoun or a filler).
+    rf"^(?!(?:what|how|who|when|where|why|which|do|does|did|is|are|was|were|can|could|would|will|have|has|i|you|they|he|she|we|and|but|so|yes|no|okay|ok|well|great|sure|thats|that|there|here|hi|hello|hey|right|now|then|also|just|please|sorry|thanks|thank)\b)\w+ (?:(?:can|will|also|automatically) )*{_DOES}",
+    r"with \w+ (?:you|your \w+|everyone|staff|people) (?:can|will|get)",
+    r"our \w+(?: \w+)? (?:is|are) ",
+)
+#: What the customer gains, said by the seller ("so your receptionist gets those hours back").
+BENEFIT = rx(
+    r"so (?:that )?(?:you|your|they|everyone|nobody|staff|people|guests|customers|the team|managers)",
+    r"you (?:can|will|get|only|no longer|never|could|would|dont have to|do not have to|pay)",
+    r"sav(?:e|es|ing) (?:you |your \w+ )?(?:\w+ )?(?:time|money|hours)",
+    r"(?:in|within) (?:a few |one |a )?(?:minutes?|seconds?|click|clicks|day|week)",
+    r"(?:for )?free",
+    r"(?:percent|per cent) off|discount\w*",
+    r"no (?:upfront|monthly|extra|setup)",
+    r"automatically",
+    r"without (?:the|any|a|slowing)",
+    r"(?:cheaper|faster|less|lower|quieter|quietly|easier|best|lowest|cheapest|fastest)",
+    r"(?:staff|people|everyone|your team|employees|guests|customers|patients) (?:can|will|get)",
+)
 PITCH = rx(
     r"(?:our|the) (?:product|platform|solution|software|tool|app)",
     r"(?:team|basic|starter|pro|business|enterprise|premium) (?:plan|package|edition)",
@@ -576,6 +768,31 @@ NEXT_STEP_ACTION = rx(
     r"(?:ill|i will|i ll|we will|well|let me|i can) (?:send|book|schedule|set up|call|email|follow|get back|put|arrange)",
 )
 NEXT_STEP_MENTION = rx(r"next steps?")
+#: The customer asking for a concrete step.
+STEP_REQUEST = rx(
+    r"(?:send|email|mail) (?:me |us |over )?",
+    r"(?:call|ring|phone|try) (?:me|us)",
+    r"give (?:me|us) a (?:call|ring)",
+    r"(?:set up|book|schedule|arrange|organise|organize) (?:a |the )?(?:demo|meeting|call|trial|pilot)",
+    r"(?:try|test|trial) (?:it|this)",
+    r"sign (?:us|me) up",
+    r"(?:lets|let us) (?:meet|talk|try|start)",
+    r"get back to (?:me|us)",
+)
+#: The agent taking a requested step on.
+AGENT_AGREES = rx(
+    r"of course",
+    r"sure",
+    r"certainly",
+    r"will do",
+    r"with pleasure",
+    r"absolutely",
+    r"no problem",
+    r"(?:i|we) (?:will|ll|can)",
+    r"(?:ill|well)",
+    r"great",
+    r"perfect",
+)
 CONCRETE_TIME = rx(
     DAY,
     r"tomorrow",
@@ -655,6 +872,16 @@ VOICEMAIL = rx(
     r"mailbox",
     r"the (?:person|number) you (?:are|have) (?:calling|called|dialed|dialled)",
     r"please try again later",
+)
+
+#: The caller talking to nobody: a call that was not answered, or whose line dropped.
+NO_ANSWER = rx(
+    r"can you hear me",
+    r"(?:are you|is anyone|anybody|anyone) (?:still )?there",
+    r"hello (?:hello|are you|is)",
+    r"(?:i will|ill|i can|let me) (?:try|call|ring) (?:you )?(?:again|back)",
+    r"(?:the )?line is (?:bad|breaking up|terrible|dead)",
+    r"(?:cannot|cant|can not) hear (?:you|anything|anyone)",
 )
 
 TOPIC_SHIFT = rx(

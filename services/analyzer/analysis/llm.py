@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 
 LLM_NAME = "llm"
 #: Bump when the prompt or the response schema changes (it is reported as the engine version).
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 RETRY_AFTER_MAX_S = 30.0
 BACKOFF_MAX_S = 30.0
 #: How much of an invalid answer is sent back with the correction request.
@@ -206,8 +206,10 @@ Fields:
 {intents}
 - intent_justification: why, quoting the utterances that decided it.
 - summary: the call cut into consecutive chapters by topic; each with a short chapter_name \
-(e.g. "Introduction", "Pricing", "Next steps") and a chapter_summary of one to three sentences \
-saying who said what.
+(e.g. "Introduction", "Pricing", "Next steps") and a chapter_summary of two to five sentences in \
+the third person saying what each side said and agreed: facts, numbers, objections, commitments \
+(for example: "The customer said they have about $5,000 for this. The agent offered the basic plan \
+and will send a quote this afternoon."). No timestamps and no lists of quotes in summaries.
 - bant: needs (the customer's needs), objection (the customer's objections or concerns), \
 concern_categories (comma-separated, only from: {", ".join(CONCERN_CATEGORIES)}), objection_handling \
 (how the agent answered the objections), budget (amounts the customer mentioned, written like \

@@ -8,7 +8,9 @@ A call has no conversation when
 - on a stereo recording (speakers known), one party said fewer than ``MIN_PARTY_WORDS`` words
   (nobody answered, or the agent talked to a voicemail);
 - the customer's side is a voicemail or carrier announcement ("leave a message after the
-  tone", "the person you are calling is not available") of at most ``VOICEMAIL_MAX_WORDS`` words.
+  tone", "the person you are calling is not available") of at most ``VOICEMAIL_MAX_WORDS`` words;
+- on a mono recording whose speakers could not be told apart, at most ``NO_ANSWER_MAX_WORDS``
+  words of which some say nobody is there ("Hello? Can you hear me? I will try again later").
 
 The analysis then says so and invents nothing: intent NO_CONVERSATION with the reason, no
 chapters, every BANT field null, every label answered "not discussed", and every rubric
@@ -29,6 +31,7 @@ MIN_WORDS = 10
 MIN_SPEECH_S = 2.0
 MIN_PARTY_WORDS = 3
 VOICEMAIL_MAX_WORDS = 40
+NO_ANSWER_MAX_WORDS = 60
 NOT_DISCUSSED_NO_CONVERSATION = "Not discussed in the call (no conversation was detected)."
 NOT_ASSESSED = "No conversation was detected, so this parameter could not be assessed."
 
@@ -50,6 +53,10 @@ def no_conversation_reason(units: Sequence[Unit], speech_s: float) -> str | None
             return "only the agent spoke (no answer, or a voicemail)"
         if agent_words < MIN_PARTY_WORDS:
             return "only the customer's side had speech"
+    if all(u.speaker == "unknown" for u in units) and words <= NO_ANSWER_MAX_WORDS:
+        asked = [u for u in units if lx.NO_ANSWER.search(u.norm)]
+        if asked:
+            return f"nobody seems to have answered ({asked[0].cite()})"
     if word_count(customer_side) <= VOICEMAIL_MAX_WORDS:
         for unit in customer_side:
             if lx.VOICEMAIL.search(unit.norm):

@@ -26,9 +26,13 @@ from .text import STOPWORDS, Unit, content_stems, normalise, stem, stems_match
 #: The opening, for Setting Context and the greeting: the agent's first two turns, within
 #: this many seconds of the start.
 OPENING_S = 120.0
-#: Needs Discovery: this many question points earn full marks (an open question about the
-#: customer is worth 1, another open question 0.6, a closed one 0.4).
+#: Needs Discovery: this many question points earn full marks. An open question is worth 1
+#: ("How many vans do you run?", "Who maintains the site?"), a closed one about the customer 0.75
+#: ("Have you had any problems recently?"), any other closed question 0.4: two real questions
+#: make half marks, three full marks.
 DISCOVERY_FULL = 3.0
+#: Product Pitch: a statement with this many content words describes the product in detail.
+PITCH_DETAIL_STEMS = 8
 #: Custom parameters: covering this share of the description's key terms earns full marks.
 CUSTOM_FULL_COVERAGE = 0.6
 MONO_NOTE = " (Mono recording: the speakers could not be told apart, so all speech counted as the agent's.)"
@@ -78,13 +82,14 @@ def _find(pattern: lx.Pattern, units: Sequence[Unit], *, negatable: bool = False
 
 def score_setting_context(f: Findings) -> Assessment:
     """Introduction 0.3, purpose of the call 0.5 (a statement of what the company does earns
-    0.25), an agenda or a check that the customer agrees 0.2, all within the opening."""
+    0.1: it says who is calling, not why), an agenda or a check that the customer agrees 0.2,
+    all within the opening."""
     opening = _opening(f)
     intro = _find(lx.INTRODUCTION, opening)
     purpose = _find(lx.PURPOSE, opening)
     value = None if purpose else _find(lx.VALUE_STATEMENT, opening)
     structure = _find(lx.AGENDA_STRUCTURE, opening) if (purpose or value) else None
-    fraction = 0.3 * (intro is not None) + (0.5 if purpose else 0.25 if value else 0.0) + 0.2 * (structure is not None)
+    fraction = 0.3 * (intro is not None) + (0.5 if purpose else 0.1 if value else 0.0) + 0.2 * (structure is not None)
     found: list[str] = []
     missing: list[str] = []
     if intro is None:
@@ -140,15 +145,15 @@ def score_needs_discovery(f: Findings) -> Assessment:
     for unit in f.agent:
         norm = lx.NOT_DISCOVERY.sub(" ", unit.norm)
         m = lx.OPEN_QUESTION.search(norm)
+        about_customer = bool(re.search(r"\b(?:you|your|yours|youre)\b", norm))
         if m:
-            about_customer = bool(re.search(r"\b(?:you|your|yours|youre)\b", norm))
-            points += 1.0 if about_customer else 0.6
+            points += 1.0
             open_count += 1
         else:
             m = lx.CLOSED_QUESTION.search(norm)
             if not m:
                 continue
-            points += 0.4
+            points += 0.75 if about_customer else 0.4
         # The span is looked up again in the unit's own text (the substitution kept offsets
         # only approximately).
         span = first_match(lx.OPEN_QUESTION, unit) or first_match(lx.CLOSED_QUESTION, unit)
@@ -174,11 +179,24 @@ def score_needs_discovery(f: Findings) -> Assessment:
 
 
 def score_product_pitch(f: Findings) -> Assessment:
-    """Product and benefit statements (0.3 each, up to 0.6), plus 0.4 when one made after the
-    customer described a need takes up words of that need."""
-    # The reason for the call ("then I'll show you the product") announces a pitch, it is not one.
-    pitch = [h for h in (_find(lx.PITCH, [u]) for u in f.agent if not lx.PURPOSE.search(u.norm)) if h is not None]
-    base = 0.3 * min(2, len(pitch))
+    """Presenting the product 0.4 (an agent statement of what it does, ``CAPABILITY``, or
+    naming it, ``PITCH``); substance 0.2 (a second such statement, one saying what the customer
+    gains, ``BENEFIT``, or one of ``PITCH_DETAIL_STEMS`` content words); 0.4 when a statement
+    made after the customer described a need takes up words of that need. The reason for the
+    call ("I'm calling about our platform") announces a pitch, it is not one."""
+    pitch: list[Hit] = []
+    benefit: Hit | None = None
+    for unit in f.agent:
+        if lx.PURPOSE.search(unit.norm):
+            continue
+        hit = _find(lx.CAPABILITY, [unit]) or _find(lx.PITCH, [unit])
+        if hit is None:
+            continue
+        pitch.append(hit)
+        if benefit is None:
+            benefit = _find(lx.BENEFIT, [unit])
+    detailed = any(len(h.unit.stems) >= PITCH_DETAIL_STEMS for h in pitch)
+    base = (0.4 if pitch else 0.0) + (0.2 if len(pitch) >= 2 or (pitch and (benefit or detailed)) else 0.0)
     need_units = [h.unit for h in f.needs]
     need_stems = {s for u in need_units for s in u.stems}
     first_need = min((u.index for u in need_units), default=None)
@@ -277,9 +295,16 @@ def score_objection_handling(f: Findings) -> Assessment:
 
 def score_next_steps(f: Findings) -> Assessment:
     """A concrete action proposed by the agent 0.5, a day or time for it 0.3, the customer
-    agreeing right after 0.2; the best proposal counts. Merely mentioning "next steps" in the
-    second half of the call earns 0.25."""
+    agreeing right after 0.2; the best proposal counts. A step the customer asked for ("send me
+    a quote", "call me back next month") that the agent took on counts the same, agreed by
+    construction. Merely mentioning "next steps" in the second half of the call earns 0.25."""
     best: tuple[float, Hit, Unit | None, Unit | None] | None = None
+    requested: Hit | None = None
+    for hit, reply in _requested_steps(f):
+        when = next((u for u in (hit.unit, reply) if lx.CONCRETE_TIME.search(u.norm)), None)
+        score = 0.7 + 0.3 * (when is not None)
+        if best is None or score > best[0]:
+            best, requested = (score, Hit(reply, (0, len(reply.tokens)), 2.0), when, None), hit
     horizon = max(f.duration_s, f.units[-1].end)
     for hit in f.next_steps:
         unit = hit.unit
@@ -306,7 +331,7 @@ def score_next_steps(f: Findings) -> Assessment:
         )
         score = base + 0.3 * (when_unit is not None) + 0.2 * (agreed is not None)
         if best is None or score > best[0]:
-            best = (score, hit, when_unit, agreed)
+            best, requested = (score, hit, when_unit, agreed), None
     if best is None:
         return Assessment(
             0.0,
@@ -315,12 +340,19 @@ def score_next_steps(f: Findings) -> Assessment:
             '("Shall we book a demo on Tuesday at ten?") and get the customer\'s agreement.',
         )
     score, hit, when_unit, agreed = best
-    text = f"The agent proposed: {hit.cite()}."
-    if when_unit is not None and when_unit is not hit.unit:
+    if requested is not None:
+        text = f"The customer asked for a next step, {requested.cite()}, and the agent took it on: {hit.cite()}."
+    else:
+        text = f"The agent proposed: {hit.cite()}."
+    if when_unit is not None and when_unit not in (hit.unit, requested.unit if requested else None):
         text += f" With a time: {when_unit.cite()}."
     elif when_unit is None:
         text += " No day or time was set."
-    text += f" The customer agreed: {agreed.cite()}." if agreed else " The customer's agreement was not heard."
+    if requested is None:
+        text += f" The customer agreed: {agreed.cite()}." if agreed else " The customer's agreement was not heard."
+        agreed_ok = agreed is not None
+    else:
+        agreed_ok = True
     if score >= 0.8:
         suggestion = (
             "You closed with a concrete, agreed next step. Keep confirming it at the end of every call and "
@@ -332,15 +364,35 @@ def score_next_steps(f: Findings) -> Assessment:
             gaps.append("name a concrete action (a demo, a meeting, a trial)")
         if when_unit is None:
             gaps.append("set a day and time")
-        if agreed is None:
+        if not agreed_ok:
             gaps.append("get the customer's explicit agreement")
         suggestion = f"You left the next step open. Next time, {_join(gaps)}."
     return Assessment(min(1.0, score), text, suggestion)
 
 
+def _requested_steps(f: Findings) -> list[tuple[Hit, Unit]]:
+    """Steps the customer asked for (a demo, a quote, a call back) that the agent's next
+    utterance took on ("Of course, I will ..."): (the request, the agent's reply)."""
+    if f.mono:
+        return []
+    asked = [
+        h
+        for intent in ("INTERESTED", "FOLLOW_UP")
+        for h in f.intent_hits.get(intent, [])
+        if h.unit.speaker == "customer" and lx.STEP_REQUEST.search(h.unit.norm)
+    ]
+    found = []
+    for hit in asked:
+        reply = next((u for u in f.units[hit.unit.index + 1 : hit.unit.index + 3] if u.speaker == "agent"), None)
+        if reply is not None and lx.AGENT_AGREES.search(reply.norm):
+            found.append((hit, reply))
+    return found
+
+
 def score_professionalism(f: Findings) -> Assessment:
-    """Greeting in the opening, thanks, a polite closing and courtesy words: 0.25 each; each
-    rude word heard from the agent takes 0.5."""
+    """0.4 for staying civil (no rude word), then 0.15 each for a greeting in the opening,
+    thanks, a polite closing and courtesy words. Each rude word from the agent takes 0.5 and the
+    civility share: an agent who is curt but civil scores 4, a courteous one 10, a rude one 0-2."""
     greeting = _find(lx.GREETING, _opening(f))
     thanks = _find(lx.THANKS, f.agent)
     closing = _find(lx.CLOSING, _closing(f)) or _find(lx.THANKS, _closing(f))
@@ -352,7 +404,8 @@ def score_professionalism(f: Findings) -> Assessment:
         "a polite closing": closing,
         "courtesy words": courtesy,
     }
-    fraction = max(0.0, 0.25 * sum(h is not None for h in parts.values()) - 0.5 * len(rude))
+    civil = 0.0 if rude else 0.4
+    fraction = max(0.0, civil + 0.15 * sum(h is not None for h in parts.values()) - 0.5 * len(rude))
     found = [f"{name} ({hit.cite()})" for name, hit in parts.items() if hit is not None]
     missing = [name for name, hit in parts.items() if hit is None]
     text = (
