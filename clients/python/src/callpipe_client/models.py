@@ -104,6 +104,9 @@ class RubricParameter(_Open):
 class ChannelMap(_Open):
     left: str = "agent"
     right: str = "customer"
+    mono_first_speaker: str | None = Field(
+        None, description="On mono recordings, who speaks first (agent or customer); unset: decided by the analyzer."
+    )
 
 
 class AnalysisConfig(BaseModel):
