@@ -324,7 +324,15 @@ def _past(unit: Unit, span: tuple[int, int]) -> bool:
     after = unit.tokens[span[1] : span[1] + 1]
     # "We have been with them for ten years": a duration up to now.
     perfect = "been" in unit.tokens[max(0, span[0] - 6) : span[0]]
-    return "last" in before or "ago" in after or "since" in before or perfect
+    # "Our premium went up a lot this year": something that happened, told in the past tense.
+    happened = any(t in _PAST_EVENTS for t in unit.tokens[max(0, span[0] - 6) : span[0]])
+    return "last" in before or "ago" in after or "since" in before or perfect or happened
+
+
+#: Past-tense verbs that report what happened (not "planned", "wanted": those look ahead).
+_PAST_EVENTS = frozenset(
+    "went rose grew doubled tripled increased jumped dropped fell happened cost paid spent bought tried had".split()
+)
 
 
 def analyse(units: Sequence[Unit], duration_s: float) -> Findings:
@@ -363,7 +371,11 @@ def analyse(units: Sequence[Unit], duration_s: float) -> Findings:
 def intent_scores(f: Findings) -> dict[str, float]:
     """Summed cue weights per intent, INTERESTED reduced by the customer's objections."""
     scores = {intent: sum(h.weight for h in f.intent_hits.get(intent, [])) for intent in _INTENT_ORDER}
-    damping = sum(lx.OBJECTION_DAMPING if o.handling < 0.5 else HANDLED_OBJECTION_DAMPING for o in f.objections)
+    # An objection the customer moved past (interest they showed after raising it) no longer
+    # weighs on their interest: "if it doesn't work with Sage ..." - "it does" - "then I'm interested".
+    interest_at = [h.unit.index for h in f.intent_hits.get("INTERESTED", []) if h.unit.speaker != "agent"]
+    standing = [o for o in f.objections if not any(i > max(h.unit.index for h in o.hits) for i in interest_at)]
+    damping = sum(lx.OBJECTION_DAMPING if o.handling < 0.5 else HANDLED_OBJECTION_DAMPING for o in standing)
     scores["INTERESTED"] = max(0.0, scores["INTERESTED"] - damping)
     return scores
 

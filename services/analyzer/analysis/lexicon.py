@@ -95,6 +95,10 @@ INTENT_CUES: Mapping[str, tuple[tuple[Pattern, float, bool], ...]] = {
                 r"(?:no|dont have (?:the |any )?|do not have (?:the |any )?|havent got (?:the |any )?)(?:budget|money) for (?:that|this|it|anything|something)",
                 r"(?:were|we are|then we are|then were) done(?: here)?",
                 r"(?:happy|fine|good|ok|okay) (?:where we are|with what we have|as we are|as it is|as things are)",
+                # No reason to change what they have, or done with this kind of offer altogether.
+                r"no (?:point|reason|need) (?:in )?(?:switching|changing|to switch|to change|moving|to move)",
+                r"(?:had|have had|ive had) enough of",
+                r"(?:not|never) (?:again|doing that again)",
             ),
             1.5,
             False,
@@ -184,14 +188,24 @@ INTENT_CUES: Mapping[str, tuple[tuple[Pattern, float, bool], ...]] = {
         (
             rx(
                 rf"{WE} (?:(?:far|way|so|very|really|a bit|quite|too|just) )*busy",
-                r"(?:need|have|has|got) to (?:discuss|talk|check|think|look)",
+                # Not "need to think": thinking it over alone is the weak cue below.
+                r"(?:need|have|has|got) to (?:discuss|talk|check|look)",
                 r"let (?:me|us) (?:check|discuss|talk)",
             ),
             1.0,
             False,
         ),
         # Thinking it over is a deferral only with something more: alone it leaves the call open.
-        (rx(r"(?:think|sleep) (?:about|on|it over) ?it", r"think it over", r"let (?:me|us) think"), 0.5, False),
+        (
+            rx(
+                r"(?:think|sleep) (?:about|on|it over) ?it",
+                r"think (?:it|this|that) (?:over|through)",
+                r"let (?:me|us) think",
+                r"(?:need|have|has|got) to think",
+            ),
+            0.5,
+            False,
+        ),
     ),
 }
 #: The customer accepting a next step the agent just proposed ("yes, that works").
@@ -257,6 +271,9 @@ NEEDS = rx(
     rf"{WE} (?:struggle|struggling|have trouble|have problems|have a problem|spend too much|spend a lot|waste|lose|losing|miss|missing)",
     r"by hand",
     r"manually",
+    # Time or money going on the problem: "we spend a whole day on it", "our premium went up".
+    rf"{WE} spend (?:a |the |half a |half the |all |most of the |whole |an )?(?:whole |entire )?(?:day|days|morning|afternoon|evening|week|hours|ages|night|nights|weekend)",
+    r"(?:premium|premiums|bill|bills|costs?|prices?|rent|rates?|fees?) (?:\w+ )?(?:went|have gone|has gone|keep going|keeps going|are going|is going|gone) up",
     r"(?:its|it is|thats|that is) (?:really |very |so )?(?:hard|difficult|painful|time consuming|a mess|slow|tedious)",
     r"(?:would|it d|itd) be (?:great|nice|helpful|good) (?:if|to)",
     r"(?:we|i) (?:wish|hope)",
@@ -308,6 +325,17 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"(?:flexibility|wiggle room|room to move|negotiat\w*|movement) on (?:the )?(?:price|pricing|cost|fee|rate)",
         r"(?:numbers|maths|math|figures|sums) (?:do not|dont|doesnt|does not|wont|will not) (?:work|add up)",
         r"(?:check|see|find out) (?:what|how much|if|whether) (?:\w+ ){0,2}(?:budget|money)",
+        # The price hard to accept, in other words: "hard to swallow", "a stretch for us".
+        r"(?:hard|difficult|tough) to (?:swallow|justify|sell internally|stomach)",
+        r"(?:a (?:real |big )?stretch|too rich) for (?:us|me|our)",
+        r"(?:at|for) (?:that|this|your|those) (?:price|prices|rate|rates|fee|money)",
+        r"price tag",
+        # A limit on what can be spent: "we only have ten thousand set aside".
+        r"(?:only|just) (?:have|got|had) (?:\w+ ){0,4}(?:set aside|to spend|in the budget|budgeted|available)",
+        # Another offer for less: a price objection and a competitor ("another installer quoted
+        # me nine thousand").
+        r"(?:another|other|a different|one|a cheaper|the other) (?:\w+ )?(?:installer|supplier|provider|vendor|company|firm|agency|shop|contractor|one|quote|offer) (?:\w+ ){0,2}(?:quoted|offered|charges?|charged|asks?|asked|costs?|is) (?:me |us )?(?:\w+ ){0,3}(?:less|cheaper|lower|only|\w+ (?:thousand|hundred))",
+        r"(?:cheaper|less) (?:elsewhere|somewhere else|from (?:someone|another|them))",
     ),
     "Functionality": rx(
         r"(?:doesnt|does not|cant|cannot|wont|will not|didnt|did not|would not|wouldnt) (?:\w+ )?(?:do|support|handle|have|offer|cover|include)",
@@ -318,6 +346,12 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"(?:doesnt|does not|didnt|did not) work",
         r"(?:not sure|doubt|wonder if) (?:it|this|that|your \w+) (?:can|could|would|will) (?:handle|cope with|deal with|do)",
         r"(?:seems?|looks?|is|feels?|sounds?) (?:a bit |quite |rather |too |very |pretty )?(?:basic|limited|simplistic|clunky|complicated|complex|outdated)",
+        r"(?:seemed|looked|was|felt) (?:a bit |quite |rather |too |very |pretty )?(?:basic|limited|simplistic|clunky|complicated|complex|outdated|slow|buggy)",
+        # Something the customer looked for and could not find, or a capability missing.
+        r"(?:could not|couldnt|cant|cannot|can not|did not|didnt) (?:find|see) (?:a way|any way|how|an option|a button|a setting|where) to",
+        r"(?:there is|theres|there was|with) no (?:way|option|feature|setting|button) to",
+        r"no use to (?:us|me)",
+        r"(?:cope|deal|keep up) with (?:that many|so many|the volume|our volume|our size|that much|the load|our numbers)",
     ),
     "Integration": rx(
         r"(?:doesnt|does not|wont|will not|cant|cannot|might not|may not|would not|wouldnt) (?:integrate|work|connect|sync|talk)",
@@ -327,6 +361,11 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"(?:will|does|can|would) (?:it|this|that) (?:\w+ )?(?:plug in|integrate|connect|sync)",
         r"integrat\w* (?:is|would be|could be|will be|might be|seems) (?:a )?(?:problem|issue|concern|hard|difficult|tricky|pain)",
         r"(?:worried|concerned|nervous) about (?:the )?(?:integrat\w*|setup|set up|implementation|migrat\w*|onboarding)",
+        # Working with what the customer already runs is a condition: "if your machines do not
+        # feed into Sage...", "it has to link to our accounting package".
+        r"(?:does not|doesnt|do not|dont|wont|will not|cannot|cant|can not) (?:\w+ )?(?:feed|link|hook|tie|talk|plug) (?:in)?(?:to|into|with|up with)",
+        r"(?:has|have|needs?) to (?:\w+ )?(?:feed|link|hook|tie|connect|sync|talk|integrate) (?:in)?(?:to|into|with|up with)",
+        r"(?:fits?|fit in|work) with (?:our|my|the) (?:\w+ )?(?:systems?|software|setup|set up|tools?|package|accounts|accounting|bookkeeping|erp|crm|stack)",
     ),
     "Timing": rx(
         r"not (?:the |a )?(?:right|good) time",
@@ -344,6 +383,11 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"another time",
         r"maybe later",
         r"too (?:early|soon|late)",
+        # Said of the moment, not of something else ("staff turn up at the wrong time" is a need).
+        r"(?:its|it is|thats|that is|this is|now is|honestly) (?:\w+ )?(?:the |a )?(?:wrong|bad|terrible|awful|tricky) (?:moment|time|week|month)",
+        r"(?:wrong|bad|terrible|awful) timing",
+        r"once (?:we|things|everything|it) (?:have |has |are |is )?(?:settled|calmed|slowed|quietened|finished|done|sorted)",
+        r"(?:after|once) (?:the|our) (?:move|migration|launch|busy season|holidays|audit|merger|restructure|rollout|year end)",
     ),
     "Competition": rx(
         r"(?:we|i) (?:already|currently) (?:use|have|work with|are using|using|pay for)",
@@ -356,6 +400,12 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"(?:been|stayed|worked) with (?:our|the|them|this|that) (?:\w+ )?(?:\w+ )?(?:company|provider|supplier|vendor|bank|agency|firm|for)",
         r"competitors?",
         r"(?:another|a different|other) (?:vendor|provider|supplier|company|solution|tool)",
+        # Chose someone else already, or sees no reason to change.
+        r"(?:we|i) (?:went|signed up|signed|switched|moved|go|are going|decided to go) with (?!you\b)",
+        r"no (?:point|reason|need) (?:in )?(?:switching|changing|to switch|to change|moving|to move)",
+        r"(?:why|what) would (?:we|i) (?:switch|change|move)",
+        r"(?:does|do|covers?) (?:everything|all) (?:we|i) need",
+        r"(?:another|other|a different|one|the other) (?:\w+ )?(?:installer|supplier|provider|vendor|firm|agency|contractor) (?:\w+ ){0,2}(?:quoted|offered|charges?|charged)",
     ),
     "Trust": rx(
         r"(?:worried|concerned|nervous|worry) about (?:the |our )?(?:secur\w*|privacy|data|complian\w*|gdpr)",
@@ -369,6 +419,16 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"bad luck with",
         r"how long have you been (?:around|in business|going|trading|doing this)",
         r"(?:is|how) (?:it|our data|the data) (?:safe|secure)",
+        r"never heard of",
+        r"how (?:do|can|would|could|should) (?:i|we) (?:know|be sure|trust|believe)",
+        r"(?:a |are you a |is this a |is it a )?real (?:firm|company|business|outfit)",
+        r"(?:sounds?|seems?|looks?) (?:a bit |rather |quite |very )?(?:dodgy|fishy|suspicious|shady|too good)",
+        # Where the customer's data ends up: privacy.
+        r"(?:where|who) (?:\w+ ){0,2}(?:does|do|is|are|will|would) (?:the |my |our |all )?(?:\w+ )?(?:data|footage|recordings?|videos?|information|files|records) (?:go|goes|stored|kept|held|end up|live|see)",
+        r"(?:server|servers|cloud|data centre|data center) (?:\w+ ){0,2}(?:abroad|overseas|offshore|in another country)",
+        # Let down before by a provider like this one.
+        r"(?:paid|hired|used|tried|had) (?:an?|another|some|one of those) (?:\w+ ){0,3}(?:agency|company|provider|firm|supplier|consultant|service) (?:\w+ ){0,6}(?:did not|didnt|never|does not|doesnt) (?:work|deliver|help|do anything)",
+        r"(?:had|have had) enough of (?:\w+ )?(?:agencies|providers|salespeople|companies|consultants|promises)",
     ),
     "Authority": rx(
         r"(?:need|have|has|got|would have) to (?:ask|check with|talk to|run it by|run this by|get approval|consult|discuss it with|speak (?:to|with)|loop in|involve|bring in)",
@@ -380,6 +440,9 @@ OBJECTION_STRONG: Mapping[str, Pattern] = {
         r"(?:head|main|central|regional) office (?:\w+ )?(?:decides|signs|approves|has to|needs to|would have to|must)",
         r"(?:need|needs|require\w*) (?:an |the )?(?:approval|sign off|signoff|authorization|authorisation)",
         r"(?:my|our|the) (?:boss|manager|ceo|cfo|owner|board|director|vp|partner|finance director|landlord) (?:\w+ )?(?:decides|has to|needs to|will decide|would have to|makes|must|would need to)",
+        r"(?:has|have|needs?|would have|must) to go (?:through|past|via) (?:\w+ ){0,2}(?:procurement|purchasing|finance|legal|the board|head office|my boss|our boss|management|approval|committee)",
+        r"(?:holds|owns|controls|has|manages|signs off) the (?:\w+ )?(?:budget|purse strings|money|decision)",
+        r"(?:it is|its|thats|that is) (?:\w+ ){0,3}(?:director|manager|boss|owner|partner|board|ceo|cfo|committee) who (?:decides|holds|signs|approves|owns|says|chooses)",
     ),
 }
 
@@ -419,6 +482,9 @@ CATEGORY_WORDS: Mapping[str, Pattern] = {
         r"dollars?",
         r"fees?",
         r"discount\w*",
+        r"licen[cs]es?",
+        r"quot(?:e|ed|es)",
+        r"(?:pounds|euros|bucks)",
     ),
     "Functionality": rx(
         r"features?",
@@ -434,6 +500,11 @@ CATEGORY_WORDS: Mapping[str, Pattern] = {
         r"capabilit\w*",
         r"accura\w*",
         r"transcri\w*",
+        r"export\w*",
+        r"options?",
+        r"records",
+        r"(?:too )?slow\w*",
+        r"crash\w*",
     ),
     "Integration": rx(
         r"integrat\w*",
@@ -452,6 +523,10 @@ CATEGORY_WORDS: Mapping[str, Pattern] = {
         r"databases?",
         r"work with",
         r"(?:our|your|the) (?:\w+ )?(?:software|tool|app|platform)",
+        r"feed\w* into",
+        r"link\w* (?:up )?(?:to|with)",
+        r"(?:accounting|bookkeeping|payroll|booking|till|pos) (?:package|software|system)",
+        r"erp",
     ),
     "Timing": rx(
         r"timing",
@@ -469,7 +544,8 @@ CATEGORY_WORDS: Mapping[str, Pattern] = {
         r"current (?:vendor|provider|tool|solution|system)",
         r"switch\w*",
         r"contract with",
-        r"another (?:vendor|provider|tool|company|solution)",
+        r"another (?:vendor|provider|tool|company|solution|installer|supplier|agency|firm)",
+        r"(?:installer|supplier|provider|vendor)s?",
     ),
     "Trust": rx(
         r"secur\w*",
@@ -483,6 +559,12 @@ CATEGORY_WORDS: Mapping[str, Pattern] = {
         r"reliab\w*",
         r"safe\w*",
         r"risk\w*",
+        r"data",
+        r"footage",
+        r"servers?",
+        r"encrypt\w*",
+        r"heard of",
+        r"scam\w*",
     ),
     "Authority": rx(
         r"boss",
@@ -496,7 +578,10 @@ CATEGORY_WORDS: Mapping[str, Pattern] = {
         r"board",
         r"sign ?off",
         r"procurement",
+        r"purchasing",
         r"legal",
+        r"director",
+        r"owner",
     ),
 }
 
@@ -549,7 +634,8 @@ BUDGET = rx(
     r"budget\w*",
     r"set aside",
     r"(?:can|could|able to|want to|willing to|plan to) (?:spend|invest|pay)",
-    r"spend(?:ing)?",
+    # Spending money, not time ("we spend a whole day on it" is a need, not a budget).
+    r"spend(?:ing)?(?! (?:a |the |an |all |most of |half |whole |hours|days|weeks|ages|time|too long|so long|every|our days|my days))",
     r"allocat\w*",
     r"afford",
     r"funds?",
@@ -577,6 +663,10 @@ AUTHORITY = rx(
     r"(?:loop in|involve|bring in|check with|ask) (?:our|my|the) (?:\w+ )?(?:director|manager|boss|partner|owner|board|head|finance|cfo|ceo|cto)",
     r"(?:im|i am) the (?:manager|owner|director|boss|ceo|founder|head|buyer|decision maker)",
     r"(?:i|we) can (?:order|sign|buy|decide|approve)",
+    r"(?:has|have|needs?|would have|must) to go (?:through|past|via) (?:\w+ ){0,2}(?:procurement|purchasing|finance|legal|the board|head office|my boss|our boss|management|approval|committee)",
+    r"(?:holds|owns|controls|manages) the (?:\w+ )?(?:budget|purse strings)",
+    r"(?:\w+ ){0,3}(?:director|manager|boss|owner|partner|board|ceo|cfo|committee) who (?:decides|holds|signs|approves|owns|chooses)",
+    r"(?:i|we) decide (?:on my own|on our own|alone|myself|ourselves)",
 )
 #: The customer naming themselves when the agent asks who decides ("Who chooses ...?" -
 #: "That would be me").
@@ -619,7 +709,8 @@ TIMELINE = rx(
     r"(?:on|by|before|after|until) the (?:first|second|third|\w+th|twenty \w+|thirty first)\b(?! (?:time|thing|one|person|step|place))",
     r"(?:once|when|after) (?:she|he|they|my \w+|our \w+) (?:is|are|gets?|comes?) back",
     # Times anchored to an event ("after the board meeting", "once the merger is done").
-    r"(?:after|before|once|until) (?:the|our|my|this) (?:\w+ )?(?:meeting|holidays?|launch|merger|audit|year end|review|summer|break|move|season|trade show|conference)",
+    r"(?:after|before|once|until) (?:the|our|my|this|that|your) (?:\w+ )?(?:meeting|holidays?|launch|merger|audit|year end|review|summer|break|move|season|trade show|conference|release|update|migration|rollout|renewal|refurbishment)",
+    r"once (?:we|i|they|things|everything) (?:have |has |are |is |re |ve )?(?:settled|moved|finished|done|sorted|calmed down|up and running|back)",
     rf"(?:in|by|over|during|before|after|until|around|for) (?:the )?{SEASON}",
     r"tomorrow",
     r"asap|as soon as possible",
@@ -651,6 +742,7 @@ PURPOSE = rx(
     r"(?:we will|well|were going to|we are going to|lets) (?:cover|discuss|go over|talk about|look at|walk through)",
     r"plan for (?:today|the call|this call)",
     r"(?:returning|following up on|following up|in reply to) (?:your|our|the) (?:call|email|request|enquiry|inquiry|message|form)",
+    r"(?:you|your \w+) (?:asked|enquired|inquired|requested|wrote|emailed|called|rang|got in touch|filled in|signed up|booked) (?:\w+ )?(?:about|for|regarding|in|on)",
     # "I am <doing something> about your ...": in an opening, the reason for the call, whatever
     # the verb (speech recognition often hears "calling" as "called" or "going").
     r"(?:im|i am|were|we are|i was) (?:\w+ ){1,2}(?:about|regarding) (?:your|the|our|a|an|some)",
@@ -756,6 +848,11 @@ PITCH = rx(
     r"sav(?:e|es|ing) (?:you )?(?:time|money|hours)",
     r"helps? you",
     r"automatically",
+    # What the product or the service does, whatever it is called: "our panels would cut that
+    # bill", "our sites take bookings", "we compare twenty insurers for you", "we look after it".
+    r"our (?:\w+ )?\w+ (?:take|takes|would|will|can|do|does|let|lets|help|helps|give|gives|record|records|cut|cuts|save|saves|keep|keeps|come|comes|include|includes|make|makes|send|sends|work|works|handle|handles|run|runs|last|lasts)\b",
+    r"we (?:also |then |just |even )?(?:compare|handle|guarantee|deliver|install|take care of|look after|manage|build|clean|train|certify|screen|set up|fix|connect|pay|insure|cover|design|collect|check|monitor|store|protect|translate|ship)\b",
+    r"(?:for|on behalf of) you(?: every| each| all|\b)",
 )
 
 NEXT_STEP_ACTION = rx(

@@ -181,7 +181,8 @@ def score_needs_discovery(f: Findings) -> Assessment:
 def score_product_pitch(f: Findings) -> Assessment:
     """Presenting the product 0.4 (an agent statement of what it does, ``CAPABILITY``, or
     naming it, ``PITCH``); substance 0.2 (a second such statement, one saying what the customer
-    gains, ``BENEFIT``, or one of ``PITCH_DETAIL_STEMS`` content words); 0.4 when a statement
+    gains, ``BENEFIT``, one of ``PITCH_DETAIL_STEMS`` content words, or two things the product
+    does in one statement); 0.4 when a statement
     made after the customer described a need takes up words of that need. The reason for the
     call ("I'm calling about our platform") announces a pitch, it is not one."""
     pitch: list[Hit] = []
@@ -195,7 +196,13 @@ def score_product_pitch(f: Findings) -> Assessment:
         pitch.append(hit)
         if benefit is None:
             benefit = _find(lx.BENEFIT, [unit])
-    detailed = any(len(h.unit.stems) >= PITCH_DETAIL_STEMS for h in pitch)
+    # A statement with substance: long, or saying two things the product does ("our sites take
+    # bookings, and we look after them for you").
+    detailed = any(
+        len(h.unit.stems) >= PITCH_DETAIL_STEMS
+        or len({m.group(0) for p in (lx.CAPABILITY, lx.PITCH) for m in p.finditer(h.unit.norm)}) >= 2
+        for h in pitch
+    )
     base = (0.4 if pitch else 0.0) + (0.2 if len(pitch) >= 2 or (pitch and (benefit or detailed)) else 0.0)
     need_units = [h.unit for h in f.needs]
     need_stems = {s for u in need_units for s in u.stems}
