@@ -331,7 +331,24 @@ def _past(unit: Unit, span: tuple[int, int]) -> bool:
 
 #: Past-tense verbs that report what happened (not "planned", "wanted": those look ahead).
 _PAST_EVENTS = frozenset(
-    "went rose grew doubled tripled increased jumped dropped fell happened cost paid spent bought tried had".split()
+    [
+        "went",
+        "rose",
+        "grew",
+        "doubled",
+        "tripled",
+        "increased",
+        "jumped",
+        "dropped",
+        "fell",
+        "happened",
+        "cost",
+        "paid",
+        "spent",
+        "bought",
+        "tried",
+        "had",
+    ]
 )
 
 
