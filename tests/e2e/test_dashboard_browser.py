@@ -407,13 +407,12 @@ async def test_embedded_dashboard_every_page_filters_audio_and_redeliver(
 
         # Calls: every call, then filters from the shared form, search, sort and export.
         await frame.get_by_role("button", name="Reset").click()
-        await frame.locator("main tbody tr").nth(9).wait_for()
-        assert await frame.locator("main tbody tr").count() == 10
+        await wait_rows(frame, 10)
         await shot(page, artifacts, "03-calls")
         await frame.locator("select[name=intent]").select_option("INTERESTED")
         await frame.get_by_role("button", name="Apply filters").click()
-        await frame.locator("main tbody tr").nth(3).wait_for()
-        assert await frame.locator("main tbody tr").count() == 4
+        # The filtered table replaces the previous one: wait for it, not for any fourth row.
+        await wait_rows(frame, 4)
         assert set(await table_column(frame, 7)) == {"Interested"}
         await frame.locator("select[name=score_band]").select_option("3")  # 85-100
         await frame.get_by_role("button", name="Apply filters").click()

@@ -10,7 +10,9 @@ Timeouts are enforced twice:
 1. **Cooperatively.** Each job receives an absolute ``deadline`` (``time.monotonic()``, which
    is system-wide on Linux) and checks it between chunks of audio, raising
    ``AsrError("asr_timeout")``. The worker is then free again at once and nothing else is
-   disturbed. The budget includes the time the job waited for a free worker.
+   disturbed. The budget starts when a worker takes the job: jobs beyond the number of workers
+   wait their turn in the pool (not in the executor's queue), so a call queued behind others
+   is not timed out for waiting.
 2. **As a backstop.** If a job is still running ``grace_s`` after its deadline (stuck in native
    code), the pool is replaced and its processes are killed. Other calls running on the old
    pool at that moment fail with the retryable ``asr_failed``.
@@ -67,6 +69,8 @@ class WorkerPool:
         self._closed = False
         #: How many times the pool was replaced after a crash or a stuck job.
         self.restarts = 0
+        # One job per worker at a time: a job's budget starts when it gets one.
+        self._turns = asyncio.Semaphore(workers)
 
     def _current(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._closed:
@@ -94,6 +98,10 @@ class WorkerPool:
         Raises ``AsrError``: whatever the job raised as one, ``asr_timeout`` when the backstop
         fired, ``asr_failed`` when the worker died or the job raised anything else.
         """
+        async with self._turns:
+            return await self._run(fn, *args, timeout_s=timeout_s)
+
+    async def _run(self, fn: Callable[..., T], *args: Any, timeout_s: float) -> T:
         executor = self._current()
         deadline = time.monotonic() + timeout_s
         loop = asyncio.get_running_loop()
