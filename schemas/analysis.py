@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import regex
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Speaker = Literal["agent", "customer", "unknown"]
 Intent = Literal["INTERESTED", "NOT_INTERESTED", "FOLLOW_UP", "UNDECIDED", "NO_CONVERSATION"]
@@ -64,10 +66,97 @@ class ChannelMap(_Model):
     )
 
 
+#: Default retention, in days, of what the system keeps of a call (documented in the README's
+#: "Data protection"): the recording is needed only until the call is analysed and for playback.
+DEFAULT_RECORDING_DAYS = 30.0
+DEFAULT_TRANSCRIPT_DAYS = 365.0
+DEFAULT_RESULTS_DAYS = 365.0
+_MAX_DAYS = 36_500.0  # a hundred years: beyond this, "keep until erased" (null) says it better
+
+
+class Retention(_Model):
+    """How long each part of a call is kept, in days from its arrival (fractions allowed: 0.5 is
+    twelve hours); null keeps it until the call is erased. Every service purges what it holds."""
+
+    recording_days: float | None = Field(
+        DEFAULT_RECORDING_DAYS, gt=0, le=_MAX_DAYS, description="The recording, in the blob store."
+    )
+    transcript_days: float | None = Field(
+        DEFAULT_TRANSCRIPT_DAYS,
+        gt=0,
+        le=_MAX_DAYS,
+        description="The transcript, wherever it is kept (results, callback bodies, dashboard).",
+    )
+    results_days: float | None = Field(
+        DEFAULT_RESULTS_DAYS,
+        gt=0,
+        le=_MAX_DAYS,
+        description="The analysis results and the stored callback bodies.",
+    )
+
+    def expiries(self, received_at: datetime) -> dict[str, datetime | None]:
+        """When the recording, transcript and results of a call received at ``received_at``
+        expire (None: never). The transcript is part of the results, so it never outlives them."""
+
+        def at(days: float | None) -> datetime | None:
+            return None if days is None else received_at + timedelta(days=days)
+
+        results = at(self.results_days)
+        transcript = at(self.transcript_days)
+        if results is not None and (transcript is None or transcript > results):
+            transcript = results
+        return {"recording": at(self.recording_days), "transcript": transcript, "results": results}
+
+
+RedactionEntity = Literal["card_number", "phone_number", "email"]
+REDACTION_ENTITIES: tuple[RedactionEntity, ...] = ("card_number", "phone_number", "email")
+
+
+class RedactionPattern(_Model):
+    """A tenant's own pattern to mask (an account number format, say): a regular expression
+    matched case-insensitively against transcript and result text."""
+
+    name: str = Field(
+        min_length=1, max_length=40, pattern=r"^[A-Za-z][A-Za-z0-9_]*$", description="Shown in the mask: [NAME]."
+    )
+    regex: str = Field(min_length=1, max_length=500)
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            compiled = regex.compile(value, regex.IGNORECASE)
+        except regex.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        if compiled.search("", timeout=0.1) is not None:
+            raise ValueError("the pattern matches empty text")
+        return value
+
+
+class Redaction(_Model):
+    """PII masking applied by the analyzer before anything is stored or sent (off by default)."""
+
+    enabled: bool = False
+    entities: list[RedactionEntity] = Field(
+        default_factory=lambda: list(REDACTION_ENTITIES), description="Built-in detectors applied."
+    )
+    patterns: list[RedactionPattern] = Field(default_factory=list, max_length=20)
+    redact_audio: bool = Field(
+        False, description="Also keep a copy of the recording with the masked spans bleeped, for the dashboard."
+    )
+
+
+class DataProtection(_Model):
+    retention: Retention = Field(default_factory=Retention)
+    redaction: Redaction = Field(default_factory=Redaction)
+
+
 class AnalysisConfig(_Model):
     labels: list[str] = Field(description="Qualification labels answered for every call.")
     rubric: list[RubricParameter] = Field(description="Quality parameters every call is scored on.")
     channels: ChannelMap = Field(default_factory=ChannelMap)
+    # Additive: retention and PII redaction, per tenant with subtenant overrides like the rest.
+    data_protection: DataProtection = Field(default_factory=DataProtection)
 
     def config_id(self) -> str:
         """Content hash: equal configurations have equal ids, whatever their history."""
@@ -75,6 +164,8 @@ class AnalysisConfig(_Model):
         # A field added later is left out while unset, so existing configurations keep their ids.
         if data.get("channels", {}).get("mono_first_speaker", "") is None:
             del data["channels"]["mono_first_speaker"]
+        if data.get("data_protection") == DataProtection().model_dump(mode="json"):
+            del data["data_protection"]
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return "cfg_" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -36,6 +36,12 @@ TOPIC_ANALYZED = "calls.analyzed.v1"
 TOPIC_PROGRESS = "calls.progress.v1"
 TOPIC_DELIVERIES = "callbacks.deliveries.v1"
 TOPIC_CALLBACK_COMMANDS = "callbacks.commands.v1"
+TOPIC_ERASED = "calls.erased.v1"
+TOPIC_ERASURE_CONFIRMED = "calls.erasure_confirmed.v1"
+
+#: Every service that holds a call's data, and so confirms each erasure.
+ErasureService = Literal["gateway", "fetcher", "analyzer", "notifier"]
+ERASURE_SERVICES: tuple[ErasureService, ...] = ("gateway", "fetcher", "analyzer", "notifier")
 
 
 def call_key(partner_id: str, call_id: str) -> str:
@@ -232,6 +238,23 @@ class CallbackRedeliverRequestedPayload(_Open):
     requested_by: str = Field(description="Who asked: the partner's API key id, or an operator.")
 
 
+class CallErasedPayload(_Open):
+    """A partner erased the call: every service removes what it holds of it and refuses to hold
+    anything of it again. It carries no personal data (the erasure's scope is in its audit
+    record, by hash)."""
+
+    erasure_id: UUID = Field(description="The erasure this call belongs to (one erasure may cover many calls).")
+    requested_at: AwareDatetime
+
+
+class CallErasureConfirmedPayload(_Open):
+    erasure_id: UUID
+    service: ErasureService = Field(description="The service that removed everything it held of the call.")
+    removed: dict[str, int] = Field(
+        default_factory=dict, description="What was removed, by kind (rows, blobs, bodies), for the audit."
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Envelopes
 # ---------------------------------------------------------------------------------------------
@@ -286,6 +309,16 @@ class CallbackRedeliverRequested(_Envelope):
     payload: CallbackRedeliverRequestedPayload
 
 
+class CallErased(_Envelope):
+    type: Literal["call.erased"] = "call.erased"
+    payload: CallErasedPayload
+
+
+class CallErasureConfirmed(_Envelope):
+    type: Literal["call.erasure_confirmed"] = "call.erasure_confirmed"
+    payload: CallErasureConfirmedPayload
+
+
 AnyEvent: TypeAlias = (
     CallIngested
     | CallFetched
@@ -294,6 +327,8 @@ AnyEvent: TypeAlias = (
     | CallStageStarted
     | CallbackDelivery
     | CallbackRedeliverRequested
+    | CallErased
+    | CallErasureConfirmed
 )
 Event = Annotated[AnyEvent, Field(discriminator="type")]
 
@@ -306,6 +341,8 @@ TOPICS: dict[type[_Envelope], str] = {
     CallStageStarted: TOPIC_PROGRESS,
     CallbackDelivery: TOPIC_DELIVERIES,
     CallbackRedeliverRequested: TOPIC_CALLBACK_COMMANDS,
+    CallErased: TOPIC_ERASED,
+    CallErasureConfirmed: TOPIC_ERASURE_CONFIRMED,
 }
 
 # mypy reads the Annotated union as a value, not a type form, or not, depending on its cache (a

@@ -56,6 +56,11 @@ class BlobStore(Protocol):
 
     def uri_for(self, sha256: str) -> str: ...
 
+    async def delete(self, sha256: str) -> bool:
+        """Remove the blob (retention, erasure); False if it was not there. Blobs are content
+        addressed: the caller checks that no other call still holds the same content."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -144,6 +149,16 @@ class FilesystemBlobStore:
             raise BlobError("blob not found")
         yield path
 
+    async def delete(self, sha256: str) -> bool:
+        def remove(path: Path) -> bool:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
+            return True
+
+        return await asyncio.to_thread(remove, self.root / _key(sha256))
+
     async def close(self) -> None:
         return None
 
@@ -192,6 +207,12 @@ class S3BlobStore:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise
+        return True
+
+    async def delete(self, sha256: str) -> bool:
+        if not await self.exists(sha256):
+            return False
+        await self._client.delete_object(Bucket=self.bucket, Key=self._object_key(sha256))
         return True
 
     async def put_file(self, path: Path, sha256: str, size: int) -> StoredBlob:

@@ -74,6 +74,8 @@ class KafkaConnection:
     ssl_keyfile: str | None = None
     ssl_key_password: SecretStr | None = field(default=None, repr=False)
     ssl_check_hostname: bool = True
+    # retention.ms of the topics this client creates (None: the broker's default).
+    topic_retention_ms: int | None = None
 
     def __post_init__(self) -> None:
         sasl = self.security_protocol.startswith("SASL_")
@@ -178,8 +180,9 @@ class TopicSpec:
 
 
 async def ensure_topics(kafka: Kafka, topics: list[TopicSpec], request_timeout_s: float = 30) -> None:
-    """Create the topics that do not exist yet, accepting records up to ``MAX_MESSAGE_BYTES``;
-    existing ones are left as they are."""
+    """Create the topics that do not exist yet, accepting records up to ``MAX_MESSAGE_BYTES`` and
+    keeping them for the connection's ``topic_retention_ms``; existing ones are left as they are
+    (README, "Data protection", says how to change an existing topic's retention)."""
     timeout_ms = int(request_timeout_s * 1000)
     admin = AIOKafkaAdminClient(**connection(kafka).options(), request_timeout_ms=timeout_ms)
     await admin.start()
@@ -189,6 +192,8 @@ async def ensure_topics(kafka: Kafka, topics: list[TopicSpec], request_timeout_s
         if not missing:
             return
         configs = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
+        if (retention_ms := connection(kafka).topic_retention_ms) is not None:
+            configs["retention.ms"] = str(retention_ms)
         new = [NewTopic(t.name, t.partitions, t.replication_factor, topic_configs=configs) for t in missing]
         response = await admin.create_topics(new, timeout_ms=timeout_ms)
         for topic, code, *_ in response.topic_errors:

@@ -57,6 +57,14 @@ class ServiceSettings(BaseSettings):
     kafka_ssl_keyfile: str | None = Field(None, validation_alias=_env("KAFKA_SSL_KEYFILE"))
     kafka_ssl_key_password: SecretStr | None = Field(None, validation_alias=_env("KAFKA_SSL_KEY_PASSWORD"))
     kafka_ssl_check_hostname: bool = Field(True, validation_alias=_env("KAFKA_SSL_CHECK_HOSTNAME"))
+    # Events carry personal data (the ingested call, the transcript): the topics this service
+    # creates keep records this long (retention.ms), after which Kafka deletes them. Erasure cannot
+    # reach into the log, so this bounds how long an erased call's events can outlive it there.
+    kafka_topic_retention_hours: float = Field(168.0, gt=0, validation_alias=_env("KAFKA_TOPIC_RETENTION_HOURS"))
+
+    # How often the service purges what has outlived its tenant's retention (recordings,
+    # transcripts, results); each run is idempotent, so any interval is safe.
+    retention_purge_interval_s: float = Field(3600.0, gt=0, validation_alias=_env("RETENTION_PURGE_INTERVAL_S"))
 
     # Prometheus metrics (services.common.metrics): false drops the HTTP middleware and the
     # gateway's multiprocess files (a benchmark's "off"); /metrics then shows only this process.
@@ -91,6 +99,7 @@ class ServiceSettings(BaseSettings):
             ssl_keyfile=self.kafka_ssl_keyfile,
             ssl_key_password=self.kafka_ssl_key_password,
             ssl_check_hostname=self.kafka_ssl_check_hostname,
+            topic_retention_ms=int(self.kafka_topic_retention_hours * 3_600_000),
         )
 
     @property

@@ -1,0 +1,112 @@
+"""Data protection mechanisms every service shares: erasure tombstones, the per-call lock that
+orders an erasure against work in flight, the confirmation event, and the purge schedule.
+
+Each service keeps, in its own schema, an ``erased_calls`` table (migration ``040``): one row per
+erased call, without personal data (partner, call id, erasure id, when). A service checks it,
+under ``lock_call``, before it stores or publishes anything about a call, and an erasure takes the
+same lock before it deletes and writes the tombstone; so whichever comes second sees the other:
+work that finishes after the erasure stores nothing, and an erasure that comes after the work
+deletes what it stored. Tombstones are kept for ever (they are tiny), so no event replayed from
+Kafka, however late, can bring an erased call back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import asyncpg
+
+from schemas.events import (
+    CallErased,
+    CallErasureConfirmed,
+    CallErasureConfirmedPayload,
+    ErasureService,
+    follow_up,
+)
+from services.common.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+_CONFIRMATION_NAMESPACE = uuid.UUID("0c2f5a7e-91d4-4b8e-a6f3-5d8e1b2c4a90")
+
+
+async def lock_call(conn: asyncpg.Connection, partner_id: str, call_id: str) -> None:
+    """Serialise, until the end of the current transaction, every transaction that stores data
+    of this call or erases it (a transaction-scoped advisory lock on the call's key)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7340))", f"{partner_id}/{call_id}")
+
+
+async def is_erased(conn: asyncpg.Connection | asyncpg.Pool, partner_id: str, call_id: str) -> bool:
+    """Whether the call was erased (its tombstone exists in this service's schema)."""
+    found = await conn.fetchval(
+        "SELECT true FROM erased_calls WHERE partner_id = $1 AND call_id = $2", partner_id, call_id
+    )
+    return bool(found)
+
+
+async def record_erased(conn: asyncpg.Connection, event: CallErased) -> bool:
+    """Write the call's tombstone; False if it was already there (a redelivered erasure)."""
+    inserted = await conn.fetchval(
+        "INSERT INTO erased_calls (partner_id, call_id, erasure_id, erased_at) VALUES ($1, $2, $3, now())"
+        " ON CONFLICT (partner_id, call_id) DO NOTHING RETURNING true",
+        event.partner_id,
+        event.call_id,
+        event.payload.erasure_id,
+    )
+    return bool(inserted)
+
+
+def confirmation(event: CallErased, service: ErasureService, removed: dict[str, int]) -> CallErasureConfirmed:
+    """The ``calls.erasure_confirmed.v1`` a service publishes once it removed what it held of the
+    call; its id is derived from the erasure, call and service, so a redelivery publishes the
+    same event (the gateway counts each service once)."""
+    event_id = uuid.uuid5(
+        _CONFIRMATION_NAMESPACE, f"{event.payload.erasure_id}/{event.partner_id}/{event.call_id}/{service}"
+    )
+    return CallErasureConfirmed(
+        **follow_up(event, event_id=event_id, source=service),
+        payload=CallErasureConfirmedPayload(erasure_id=event.payload.erasure_id, service=service, removed=removed),
+    )
+
+
+Purge = Callable[[datetime], Awaitable[dict[str, int]]]
+
+
+async def run_purges(service: str, purge: Purge, *, interval_s: float, max_backoff_s: float = 300.0) -> None:
+    """Run ``purge(now)`` every ``interval_s`` until cancelled (the service's lifespan owns the
+    task). A purge is idempotent: it removes what expired and was not removed yet, so a failed
+    run is simply retried (with the shared back-off) and nothing is ever purged twice."""
+    retries = Backoff(min(interval_s, 5.0), max_backoff_s)
+    failures = 0
+    while True:
+        try:
+            removed = await purge(datetime.now(UTC))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failures += 1
+            delay = retries.delay(failures)
+            log.warning("retention purge failed", extra={"service": service, "error": type(exc).__name__})
+            await asyncio.sleep(delay)
+            continue
+        failures = 0
+        if any(removed.values()):
+            log.info("retention purge", extra={"service": service, "removed": removed})
+        await asyncio.sleep(interval_s)
+
+
+def start_purges(stack: contextlib.AsyncExitStack, service: str, purge: Purge, *, interval_s: float) -> None:
+    """Run the service's retention purge on its schedule for as long as ``stack`` is open."""
+    task = asyncio.create_task(run_purges(service, purge, interval_s=interval_s), name=f"purge-{service}")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    stack.push_async_callback(stop)
