@@ -9,7 +9,7 @@ text names the key that wrapped it::
 Rotation: put a new key first in ``SECRETS_ENCRYPTION_KEYS`` (``new-id:KEY,old-id:KEY``); new
 values are wrapped with it at once, old ones still open with the old key, and ``rewrap`` moves a
 value to the current key by re-wrapping its data key only (the ciphertext is unchanged). Once every
-value is rewrapped (the notifier's admin ``secrets rewrap``), the old key can be removed.
+value is rewrapped (the notifier's admin ``secrets reseal``), the old key can be removed.
 
 The value's own context (e.g. the partner it belongs to) is bound as associated data, so a
 ciphertext copied onto another partner's row does not open.

@@ -80,6 +80,8 @@ Call with (dict "ctx" $ "name" "gateway" "svc" .Values.gateway). */}}
     "KAFKA_TOPIC_PREFIX" $v.kafka.topicPrefix
     "KAFKA_TOPIC_PARTITIONS" $v.kafka.topicPartitions
     "KAFKA_REPLICATION_FACTOR" $v.kafka.replicationFactor
+    "KAFKA_TOPIC_RETENTION_HOURS" $v.kafka.topicRetentionHours
+    "RETENTION_PURGE_INTERVAL_S" $v.dataProtection.purgeIntervalSeconds
     "KAFKA_SECURITY_PROTOCOL" (include "callpipe.kafkaProtocol" .ctx) }}
 {{- if hasPrefix "SASL_" $v.kafka.securityProtocol }}
 {{- $_ := set $env "KAFKA_SASL_MECHANISM" (required "kafka.sasl.mechanism is required with a SASL_* kafka.securityProtocol" $v.kafka.sasl.mechanism) }}
@@ -155,6 +157,14 @@ env:
       secretKeyRef:
         name: {{ required "kafka.sasl.existingSecret (the Secret holding the SASL password) is required with a SASL_* kafka.securityProtocol" .ctx.Values.kafka.sasl.existingSecret }}
         key: {{ .ctx.Values.kafka.sasl.passwordKey }}
+  {{- end }}
+  {{- $enc := .ctx.Values.secretsEncryption }}
+  {{- if and (eq .name "notifier") (or $enc.existingSecret (eq .ctx.Values.environment "production")) }}
+  - name: SECRETS_ENCRYPTION_KEYS
+    valueFrom:
+      secretKeyRef:
+        name: {{ required "secretsEncryption.existingSecret (the Secret holding SECRETS_ENCRYPTION_KEYS, which encrypt callback signing secrets) is required in production" $enc.existingSecret }}
+        key: {{ $enc.existingSecretKey }}
   {{- end }}
 {{- end }}
 
