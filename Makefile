@@ -153,3 +153,8 @@ helm-lint: install ## Lint the Helm chart and validate every rendered manifest o
 	  echo "error: the chart rendered SASL without kafka.sasl.existingSecret"; exit 1; \
 	elif ! grep -q "kafka.sasl.existingSecret" <<<"$$out"; then echo "$$out"; exit 1; \
 	else echo "ok: refuses SASL without its password Secret"; fi
+	@# Production without the key that encrypts signing secrets must not render either.
+	@if out=$$($(HELM) template callpipe $(CHART) $(CHART_KAFKA) --set database.url=postgresql://u@db/callpipe 2>&1); then \
+	  echo "error: the chart rendered for production without secretsEncryption.existingSecret"; exit 1; \
+	elif ! grep -q "secretsEncryption.existingSecret" <<<"$$out"; then echo "$$out"; exit 1; \
+	else echo "ok: refuses production without the secrets encryption key"; fi
