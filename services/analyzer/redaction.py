@@ -24,9 +24,9 @@ two single spoken digits, "and" are skipped; anything else ends the run. A leadi
 part of one: decimals ("3.5"), thousands ("1,200"), times ("3:30"), dates ("12/03/2024",
 "2024-03-12", "12.03.2024").
 
-**Card number.** A run (or, for runs longer than 16 digits, its longest prefix or suffix of
-whole tokens: a card followed by its security code) of 13 to 19 digits that passes the Luhn
-check. Context does not matter: a card number is the costliest leak, so a Luhn-valid
+**Card number.** A run of 13 to 19 digits that passes the Luhn check, or a Luhn-valid 15 or 16
+digit prefix of a run that has 3 or 4 digits more (a card said with its security code or expiry
+date; the rest is left as it is). Context does not matter: a card number is the costliest leak, so a Luhn-valid
 "identifier" is masked too.
 
 **Phone number.** Any other run of 7 to 15 digits (E.164 allows at most 15), unless
@@ -77,6 +77,9 @@ MASKS = {CARD: "[CARD]", PHONE: "[PHONE]", EMAIL: "[EMAIL]"}
 
 PATTERN_TIMEOUT_S = 0.05
 MAX_PATTERN_TIMEOUTS = 3
+
+#: A speaker's segments closer than this are read as one text (pauses while reading out a number).
+JOIN_GAP_S = 4.0
 
 CARD_LENGTHS = range(13, 20)
 PHONE_LENGTHS = range(7, 16)
@@ -439,20 +442,18 @@ def _identifier_context(tokens: Sequence[_Token], first: int) -> bool:
 
 
 def _card_within(units: Sequence[_Unit]) -> tuple[int, int] | None:
-    """Unit index range [a, b) of a Luhn-valid card number: the whole run, else for runs of more
-    than 16 digits its longest valid prefix or suffix (a card followed or preceded by more)."""
+    """Unit index range [a, b) of a Luhn-valid card number: the whole run, else a 15 or 16 digit
+    prefix followed by 3 or 4 digits more (the security code or the expiry date said with it)."""
     digits = "".join(u.digits for u in units)
     if len(digits) in CARD_LENGTHS and _luhn(digits):
         return 0, len(units)
     if len(digits) <= 16:
         return None
-    best: tuple[int, int] | None = None
-    best_len = 0
-    for a, b in [(0, k) for k in range(len(units) - 1, 0, -1)] + [(k, len(units)) for k in range(1, len(units))]:
-        d = "".join(u.digits for u in units[a:b])
-        if len(d) in CARD_LENGTHS and len(d) > best_len and _luhn(d):
-            best, best_len = (a, b), len(d)
-    return best
+    for b in range(len(units) - 1, 0, -1):
+        prefix = "".join(u.digits for u in units[:b])
+        if len(prefix) in (15, 16) and len(digits) - len(prefix) in (3, 4) and _luhn(prefix):
+            return 0, b
+    return None
 
 
 def _number_spans(tokens: Sequence[_Token], blocked: Sequence[tuple[int, int]], kinds: set[str]) -> list[Span]:
@@ -675,20 +676,16 @@ class Redactor:
         return Redacted(_apply(text, [(s.start, s.end, s.mask) for s in spans]), tuple(spans))
 
     def redact_segments(self, segments: Sequence[TranscriptSegment]) -> list[TranscriptSegment]:
-        """The transcript with its text masked. Consecutive segments of one speaker are read as
-        one text (a number read out in pieces between pauses is one number); a span across
-        segments is masked in each piece it covers."""
+        """The transcript with its text masked. A speaker's segments less than
+        ``JOIN_GAP_S`` apart are read as one text, whatever the other party says in between (a
+        card number read out in pieces, the agent saying "mhm" after each, is one number); a span
+        across segments is masked in each piece it covers."""
         out = list(segments)
-        i = 0
-        while i < len(segments):
-            j = i + 1
-            while j < len(segments) and segments[j].speaker == segments[i].speaker:
-                j += 1
-            texts = [s.text for s in segments[i:j]]
-            for k, masked in enumerate(self._redact_joined(texts)):
-                if masked != texts[k]:
-                    out[i + k] = segments[i + k].model_copy(update={"text": masked})
-            i = j
+        for group in _speaker_groups(segments):
+            texts = [segments[k].text for k in group]
+            for k, masked in zip(group, self._redact_joined(texts), strict=True):
+                if masked != segments[k].text:
+                    out[k] = segments[k].model_copy(update={"text": masked})
         return out
 
     def _redact_joined(self, texts: Sequence[str]) -> list[str]:
@@ -719,6 +716,21 @@ class Redactor:
 
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def _speaker_groups(segments: Sequence[TranscriptSegment]) -> list[list[int]]:
+    """Indices of each speaker's runs of segments at most ``JOIN_GAP_S`` apart, in order."""
+    groups: list[list[int]] = []
+    open_group: dict[str, list[int]] = {}
+    for k, seg in enumerate(segments):
+        group = open_group.get(seg.speaker)
+        if group is not None and seg.start - segments[group[-1]].end <= JOIN_GAP_S:
+            group.append(k)
+            continue
+        group = [k]
+        groups.append(group)
+        open_group[seg.speaker] = group
+    return groups
 
 
 def _apply(text: str, spans: Sequence[tuple[int, int, str]]) -> str:
