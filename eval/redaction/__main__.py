@@ -8,7 +8,7 @@ import argparse
 import sys
 import time
 
-from . import KINDS, SPLITS, Score, score
+from . import KINDS, SPLITS, Score, asr, load, score
 
 
 def _pct(n: int, d: int) -> str:
@@ -32,9 +32,26 @@ def report(split: str, s: Score, seconds: float) -> list[str]:
     return lines
 
 
+def asr_report(split: str) -> list[str]:
+    started = time.perf_counter()
+    r = asr.run(load(split))
+    lines = [f"## {split}, through festival speech and PocketSphinx ({time.perf_counter() - started:.0f} s)"]
+    for kind in KINDS:
+        lines.append(f"{kind:<14} {_pct(r.found[kind], r.labelled[kind]):>18}")
+    lines.append(
+        f"false positives: {r.false_spans} masks beyond the labels; "
+        f"{r.utterances_with_false}/{r.utterances} utterances; "
+        f"{r.negatives_with_false}/{r.negatives} negatives"
+    )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.redaction", description=__doc__)
     parser.add_argument("--split", default=",".join(SPLITS))
+    parser.add_argument(
+        "--asr", action="store_true", help="also through festival speech and the offline recogniser (slow cold)"
+    )
     parser.add_argument("--errors", action="store_true", help="list the dev split's misses and false positives")
     args = parser.parse_args(argv)
     out: list[str] = ["# PII redaction (python -m eval.redaction)"]
@@ -45,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.errors and split == "dev":
             out += ["misses:", *(f"  {m}" for m in s.misses)]
             out += ["false positives:", *(f"  {f}" for f in s.false_positives)]
+        if args.asr:
+            out += asr_report(split)
     sys.stdout.write("\n".join(out) + "\n")
     return 0
 
