@@ -18,7 +18,8 @@ an offline ASR writes it (lower case, no punctuation, numbers as words). The rul
 "123-4567", "(555)", "+44", "555.123.4567"), spoken digits ("zero", "oh", "o", "nought",
 "one".."nine"), "double"/"triple" before a digit, spoken pairs ("forty one" is 41, "twelve" is
 12, "twenty" alone is 20), and "hundred" after a single digit ("one eight hundred" is 1800).
-Inside a run, hesitations ("uh", "um", "er" ...), punctuation, "dash"/"hyphen" and, between
+Between two single spoken digits, a recogniser's homophones count as digits ("for", "to", "too",
+"won"). Inside a run, hesitations ("uh", "um", "er" ...), punctuation, "dash"/"hyphen" and, between
 two single spoken digits, "and" are skipped; anything else ends the run. A leading "+" or
 "plus" belongs to the run. Written numbers that are something else end a run and are never
 part of one: decimals ("3.5"), thousands ("1,200"), times ("3:30"), dates ("12/03/2024",
@@ -177,6 +178,7 @@ _TENS = {
     "eighty": "8",
     "ninety": "9",
 }
+_HOMOPHONES = {"for": "4", "fore": "4", "to": "2", "too": "2", "won": "1"}
 _REPEAT = {"double": 2, "triple": 3, "treble": 3, "quadruple": 4}
 _HESITATIONS = frozenset({"uh", "um", "uhm", "umm", "uhh", "er", "erm", "ah", "hmm", "mm", "dash", "hyphen"})
 _RUN_PUNCT = frozenset({",", ".", "-", "(", ")", ";", "/"})
@@ -371,6 +373,17 @@ def _read_unit(tokens: Sequence[_Token], i: int) -> tuple[_Unit, int] | None:
     return None
 
 
+def _homophone(tokens: Sequence[_Token], i: int, previous: _Unit) -> tuple[_Unit, int] | None:
+    """A recogniser's "for", "to", "too" or "won" between two single spoken digits is the digit
+    ("five nine for three" is 5943); anywhere else it is the word ("two to three weeks")."""
+    t = tokens[i]
+    if t.text not in _HOMOPHONES or not previous.single_spoken or i + 1 >= len(tokens):
+        return None
+    if tokens[i + 1].text not in _DIGIT_WORDS:
+        return None
+    return _Unit(_HOMOPHONES[t.text], t.start, t.end, i, True), i + 1
+
+
 def _is_filler(tokens: Sequence[_Token], i: int, previous: _Unit) -> bool:
     t = tokens[i]
     if t.text in _HESITATIONS or (t.kind == "sym" and t.text in _RUN_PUNCT):
@@ -406,6 +419,8 @@ def _runs(tokens: Sequence[_Token], blocked: Sequence[tuple[int, int]]) -> Itera
             if j >= n or in_blocked[j]:
                 break
             nxt = _read_unit(tokens, j)
+            if nxt is None:
+                nxt = _homophone(tokens, j, units[-1])
             if nxt is None:
                 break
             units.append(nxt[0])

@@ -187,6 +187,14 @@ def test_phone_numbers_in_their_usual_forms_are_masked(parts: tuple[int, int, in
     assert result.text == "you can reach me on [PHONE] after five", form
 
 
+def test_recogniser_homophones_count_as_digits_only_between_digits() -> None:
+    misheard = "it's five five nine for three five nine nine one seven three seven one two six three"
+    assert redactor().redact(misheard).text == "it's [CARD]"
+    assert redactor().redact("call five five five to one two three four").text == "call [PHONE]"
+    for text in ("two to three weeks for one or two teams", "we need it for two to three days"):
+        assert redactor().redact(text).text == text
+
+
 @pytest.mark.parametrize(
     "text",
     [
