@@ -121,8 +121,9 @@ bench: install test-tools infra-up ## Run the benchmarks and print the figures f
 ENGINE ?= builtin
 EVAL_ARGS ?=
 
-eval: install test-tools ## Score the analysis on the labelled corpus, as text and audio (ENGINE=llm with ANALYZER_LLM_*)
+eval: install test-tools ## Score the analysis on the labelled corpus, as text and audio (ENGINE=llm with ANALYZER_LLM_*), and PII redaction
 	$(PY) -m eval.run --engine $(ENGINE) $(EVAL_ARGS)
+	$(PY) -m eval.redaction
 
 clean: down ## Stop everything and delete local state (.local/, .venv/)
 	rm -rf .local $(VENV)

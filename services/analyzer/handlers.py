@@ -10,6 +10,7 @@ the call waits for it, retried like a database outage, rather than failing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -29,6 +30,7 @@ from schemas.events import (
 from services.analyzer.analysis import AnalysisEngine, AnalysisError, AnalysisInput
 from services.analyzer.asr import AsrError, AsrRequest, AsrResult, Transcriber
 from services.analyzer.errors import AnalyzeFailed
+from services.analyzer.redaction import Redactor
 from services.analyzer.repository import AnalyzerRepository
 from services.analyzer.speakers import attribute
 from services.common import backoff, metrics, tracing
@@ -107,6 +109,12 @@ async def analyze_call(event: CallFetched, deps: AnalyzeDeps) -> CallAnalyzed:
     snapshot = effective_config(event)
     heard = await _observed_transcribe(event, deps, channel_speakers(event, snapshot), snapshot.config.channels)
     asr, transcript = heard.asr, heard.transcript
+    # PII is masked before the engine sees the transcript (the LLM engine sends it out of the
+    # process) and again in the engine's output; what is stored and published is masked only.
+    redaction = snapshot.config.data_protection.redaction
+    redactor = Redactor.from_config(redaction) if redaction.enabled else None
+    if redactor is not None:
+        transcript = await asyncio.to_thread(redactor.redact_segments, transcript)
     engine = deps.analysis
     started = time.perf_counter()
     outcome = "analyzed"
@@ -125,6 +133,11 @@ async def analyze_call(event: CallFetched, deps: AnalyzeDeps) -> CallAnalyzed:
             raise AnalyzeFailed(exc.code, exc.message, retryable=exc.retryable) from None
         finally:
             metrics.ANALYSIS_DURATION.labels(engine.name, outcome).observe(time.perf_counter() - started)
+    if redactor is not None:
+        analysis = await asyncio.to_thread(redactor.redact_model, analysis)
+        for kind, count in redactor.counts.items():
+            metrics.REDACTIONS.labels(kind).inc(count)
+        metrics.REDACTION_PATTERN_TIMEOUTS.inc(redactor.timeouts)
     return CallAnalyzed(
         **follow_up(event, event_id=event_id(event, "call.analyzed"), source=SOURCE),
         payload=CallAnalyzedPayload(

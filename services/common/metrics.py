@@ -176,6 +176,14 @@ ANALYSIS_DURATION = Histogram(
     ["engine", "outcome"],
     buckets=_WORK,
 )
+REDACTIONS = Counter(
+    "callpipe_redactions_total",
+    "PII spans masked in transcripts and results, by kind (card_number, phone_number, email, pattern)",
+    ["kind"],
+)
+REDACTION_PATTERN_TIMEOUTS = Counter(
+    "callpipe_redaction_pattern_timeouts_total", "Tenant redaction patterns skipped on a text for running out of time"
+)
 
 # -- notifier ------------------------------------------------------------------------------------
 CALLBACK_ATTEMPTS = Counter(
