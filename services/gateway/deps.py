@@ -36,6 +36,7 @@ class GatewayContext:
     relay: OutboxRelay
     ingest_topic: str
     commands_topic: str = ""
+    erased_topic: str = ""
 
 
 def gateway_context(request: Request) -> GatewayContext:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import orjson
 from pydantic import ValidationError
@@ -259,6 +260,29 @@ def encode_event(
     )
 
 
+SubjectKind = Literal["customer", "contact"]
+
+
+def subject_value(kind: SubjectKind, value: str) -> str:
+    """The form of a data subject's identifier that is hashed: a customer id as sent (trimmed), a
+    contact number as its digits only (``+1 (234) 567-890`` and ``+1234567890`` are one number)."""
+    if kind == "contact":
+        return "".join(c for c in value if c.isascii() and c.isdigit())
+    return value.strip()
+
+
+def subject_key(partner_id: str, tenant_id: str, kind: SubjectKind, value: str) -> bytes | None:
+    """The salted hash under which the ledger finds a customer's calls for an erasure, without
+    keeping the customer id or contact number in clear: SHA-256 over a domain label, the partner,
+    the tenant, the kind and the normalised value (so equal values of different tenants never
+    share a key, and no precomputed table of phone numbers matches). None for an empty value."""
+    normalised = subject_value(kind, value)
+    if not normalised:
+        return None
+    material = "\x00".join(("callpipe.erasure.v1", partner_id, tenant_id, kind, normalised))
+    return hashlib.sha256(material.encode()).digest()
+
+
 def oversized_call(index: int, item: CallItemIn, size: int) -> dict[str, str]:
     """The field error of a call whose event would exceed ``MAX_CALL_EVENT_BYTES``: named by its
     largest unknown field (what a partner can leave out), else by the call item itself."""
@@ -317,7 +341,17 @@ async def ingest_batch(
         spans[call_id], context = tracing.call_trace(
             "call.ingest", {"callpipe.call_id": call_id, "callpipe.partner_id": partner.partner_id}
         )
-        new_calls.append(NewCall(call_id, event, context))
+        new_calls.append(
+            NewCall(
+                call_id,
+                event,
+                context,
+                customer_key=subject_key(partner.partner_id, tenancy.tenant_id, "customer", item["customer"]["id"]),
+                contact_key=subject_key(
+                    partner.partner_id, tenancy.tenant_id, "contact", item["call"]["contact_number"]
+                ),
+            )
+        )
     if too_large:
         for started in spans.values():
             tracing.end(started, error="validation_failed")
@@ -360,7 +394,10 @@ _FIELDS = ("labels", "rubric", "channels")
 
 
 def effective_snapshot(levels: dict[str, ConfigLevel]) -> ConfigSnapshot:
-    """Each field from the most specific level that sets it: subtenant, tenant, defaults."""
+    """Each field from the most specific level that sets it: subtenant, tenant, defaults.
+
+    ``data_protection`` is merged one key deeper (each retention period, each redaction setting
+    on its own), so a subtenant can shorten one period without restating the tenant's others."""
     merged: dict[str, Any] = DEFAULT_CONFIG.model_dump(mode="json")
     source = "default"
     for level in ("tenant", "subtenant"):
@@ -368,6 +405,10 @@ def effective_snapshot(levels: dict[str, ConfigLevel]) -> ConfigSnapshot:
         for name in _FIELDS:
             if document.get(name) is not None:
                 merged[name] = document[name]
+                source = level
+        for section, values in (document.get("data_protection") or {}).items():
+            if isinstance(values, dict) and section in merged["data_protection"]:
+                merged["data_protection"][section].update(values)
                 source = level
     config = AnalysisConfig.model_validate(merged)
     return ConfigSnapshot(config_id=config.config_id(), config=config, source=source)
@@ -451,9 +492,7 @@ async def save_config(
 ) -> dict[str, Any]:
     """Store ``document`` as the next version of the tenant or subtenant level."""
     subtenant = tenancy.subtenant_id if scope == "subtenant" else ""
-    await repo.save_config(
-        partner.partner_id, tenancy.tenant_id, subtenant, document.model_dump(mode="json", exclude_none=True)
-    )
+    await repo.save_config(partner.partner_id, tenancy.tenant_id, subtenant, document.stored())
     snapshots.invalidate(partner, tenancy)
     return await describe_config(repo, partner, tenancy)
 
