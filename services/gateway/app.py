@@ -49,7 +49,7 @@ from services.gateway.dashboard.routes import router as dashboard_router
 from services.gateway.deps import GatewayContext
 from services.gateway.errors import GatewayError
 from services.gateway.handlers import ConfigSnapshots, CredentialCache
-from services.gateway.models import BATCH, CONFIG
+from services.gateway.models import BATCH, CONFIG, ERASURE
 from services.gateway.repository import GatewayRepository
 
 log = logging.getLogger("services.gateway")
@@ -134,7 +134,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for name, adapter in (("BatchIn", BATCH), ("AnalysisConfigIn", CONFIG)):
+    for name, adapter in (("BatchIn", BATCH), ("AnalysisConfigIn", CONFIG), ("ErasureIn", ERASURE)):
         body = adapter.json_schema(ref_template="#/components/schemas/{model}")
         components.update(body.pop("$defs", {}))
         components[name] = body

@@ -158,3 +158,4 @@ def json_body(
 
 IngestBody = Annotated[bytes, Depends(json_body(lambda s: s.max_body_bytes, writer_tenancy))]
 ConfigBody = Annotated[bytes, Depends(json_body(lambda s: s.max_config_bytes, writer_tenancy))]
+ErasureBody = Annotated[bytes, Depends(json_body(lambda s: s.max_config_bytes, reader_tenancy))]

@@ -54,6 +54,7 @@ _HTTPS_URL = r"^(?i:https)://" + _AUTHORITY + r"(?:[/?#]\S*)?$"
 # What a pattern mismatch means, by field name.
 _PATTERN_PREDICATES = {
     "id": "should not be empty",
+    "customer_id": "should not be empty",
     "internal_name": "should not be empty",
     "email": "must be an email",
     "contact_number": "must be a phone number in E.164 format (e.g. +1234567890)",
@@ -361,6 +362,26 @@ class AnalysisConfigIn(BaseModel):
 
 
 CONFIG = TypeAdapter(AnalysisConfigIn)
+
+
+# ---------------------------------------------------------------------------------------------
+# Erasure by customer (POST /api/v1/partner/erasures)
+# ---------------------------------------------------------------------------------------------
+
+
+class ErasureIn(BaseModel):
+    """A data subject's erasure request: the calls of this customer id OR this contact number
+    (either matches) in the tenant (and subtenant, when ``x-sub-tenant-id`` is sent) are erased."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: Identifier | None = Field(None, description="customer.id as sent at ingestion.")
+    contact_number: Annotated[str, Field(max_length=64)] | None = Field(
+        None, description="call.contact_number as sent at ingestion (compared by its digits)."
+    )
+
+
+ERASURE = TypeAdapter(ErasureIn)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -758,7 +758,7 @@ class GatewayRepository:
         erasure = await conn.fetchrow(
             "INSERT INTO erasures (erasure_id, partner_id, tenant_id, subtenant_id, scope, selector, requested_by,"  # noqa: S608
             " requested_at, calls, completed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-            " CASE WHEN $9 = 0 THEN $8 END)"
+            " CASE WHEN $9::int = 0 THEN $8::timestamptz END)"
             f" RETURNING {_ERASURE_COLUMNS}",
             request.erasure_id,
             request.partner_id,
