@@ -44,6 +44,8 @@ REDELIVER = "/api/v1/partner/calls/{call_id}/callback/redeliver"
 CONFIG = "/api/v1/partner/analysis-config"
 DASHBOARD_TOKEN = "/api/v1/partner/dashboard/auth/token"  # noqa: S105 - a path
 DASHBOARD_REVOKE = "/api/v1/partner/dashboard/sessions/revoke"
+ERASURES = "/api/v1/partner/erasures"
+ERASURE = "/api/v1/partner/erasures/{erasure_id}"
 
 #: (method, path) -> (operationId, success status, model of ``data`` or None when the gateway's is kept,
 #: whether x-sub-tenant-id is required)
@@ -56,7 +58,12 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str, type[BaseModel] | None, bool]]
     ("put", CONFIG): ("setAnalysisConfig", "200", models.ConfigView, True),
     ("get", DASHBOARD_TOKEN): ("getDashboardToken", "200", models.DashboardToken, True),
     ("post", DASHBOARD_REVOKE): ("revokeDashboardSessions", "200", models.DashboardSessionsRevoked, False),
+    ("delete", CALL): ("eraseCall", "202", models.ErasureAccepted, False),
+    ("post", ERASURES): ("eraseCustomer", "202", models.ErasureAccepted, False),
+    ("get", ERASURE): ("getErasure", "200", models.Erasure, False),
 }
+#: Answers whose fields sit beside ``success`` (None) or under another member than ``data``.
+NOT_IN_DATA: dict[type[BaseModel], str | None] = {models.ErasureAccepted: None, models.Erasure: "erasure"}
 SIGNATURE_HEADERS = {
     "webhook-id": "The delivery id (msg_...): the same on every retry and redelivery; drop duplicates by it.",
     "webhook-timestamp": "Unix seconds of this attempt.",
@@ -86,6 +93,24 @@ def _envelope(name: str, data_ref: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _flat(name: str, data_ref: dict[str, Any], member: str | None, model_schema: dict[str, Any]) -> dict[str, Any]:
+    success = {"success": {"type": "boolean", "const": True}}
+    if member is not None:
+        return {
+            "title": f"{name}Response",
+            "type": "object",
+            "required": ["success", member],
+            "properties": {**success, member: data_ref},
+        }
+    # The model's own fields, beside success (generators read a plain object best).
+    return {
+        "title": f"{name}Response",
+        "type": "object",
+        "required": ["success", *model_schema.get("required", [])],
+        "properties": {**success, **model_schema.get("properties", {})},
+    }
+
+
 def build() -> dict[str, Any]:
     source = gateway_document()
     refs, defs = _model_schemas()
@@ -95,8 +120,8 @@ def build() -> dict[str, Any]:
             "title": "callpipe partner API",
             "version": source["info"]["version"],
             "description": (
-                "Batch call ingestion, call status and results, callback redelivery and analysis "
-                "configuration. Generated from the gateway's /openapi.json and completed with typed "
+                "Batch call ingestion, call status and results, callback redelivery, analysis "
+                "configuration and erasure. Generated from the gateway's /openapi.json and completed with typed "
                 "answers (clients/openapi/build.py)."
             ),
         },
@@ -125,7 +150,11 @@ def build() -> dict[str, Any]:
                 param["schema"] = limit if param["name"] == "limit" else {"type": "string"}
         if model is not None:
             envelope = f"{model.__name__}Response"
-            schemas[envelope] = _envelope(model.__name__, refs[model.__name__])
+            schemas[envelope] = (
+                _flat(model.__name__, refs[model.__name__], NOT_IN_DATA[model], defs.get(model.__name__, {}))
+                if model in NOT_IN_DATA
+                else _envelope(model.__name__, refs[model.__name__])
+            )
             content = op["responses"][ok].setdefault("content", {}).setdefault("application/json", {})
             content["schema"] = {"$ref": f"#/components/schemas/{envelope}"}
         if "422" in op["responses"]:

@@ -20,6 +20,7 @@ from services.gateway.deps import (
     ApiKeyUsed,
     ConfigBody,
     Context,
+    ErasureBody,
     IngestBody,
     ReaderTenancy,
     WriterTenancy,
@@ -30,6 +31,7 @@ from services.gateway.models import ErrorResponse, SuccessResponse, ValidationEr
 INGEST_PATH = "/api/v1/partner/ingest/batch-call"
 CONFIG_PATH = "/api/v1/partner/analysis-config"
 CALLS_PATH = "/api/v1/partner/calls"
+ERASURES_PATH = "/api/v1/partner/erasures"
 
 
 def json_response(body: dict[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -529,3 +531,178 @@ async def redeliver_callback(
     )
     ctx.relay.wake()
     return json_response({"success": True, "data": requested}, 202)
+
+
+# ---------------------------------------------------------------------------------------------
+# Erasure (data protection)
+# ---------------------------------------------------------------------------------------------
+
+_ACCEPTED_EXAMPLE = {
+    "success": True,
+    "erasure_id": "5b8e2f0a-6c1d-4e7f-9a3b-2d4c6e8f0a1b",
+    "status": "pending",
+    "calls": 1,
+}
+_ERASURE_NOT_FOUND = {
+    "model": ErrorResponse,
+    "description": "No such erasure for your partner account, tenant (and subtenant, when sent).",
+    "content": _example("Erasure not found"),
+}
+_ERASE_CALL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "The call is erased from the status API, the list and the dashboard at once; every "
+        "service removes what it holds of it (see GET /api/v1/partner/erasures/{erasure_id}). Erasing an "
+        "erased call answers the erasure that erased it.",
+        "content": {"application/json": {"example": _ACCEPTED_EXAMPLE}},
+    },
+    400: _STATUS_400,
+    403: _RESPONSES[403],
+    404: _NOT_FOUND,
+    429: _RESPONSES[429],
+    500: _RESPONSES[500],
+}
+_ERASE_CUSTOMER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "Every call of the customer is erased (`calls` of them; with 0 the erasure is "
+        "`completed` at once).",
+        "content": {"application/json": {"example": {**_ACCEPTED_EXAMPLE, "calls": 3}}},
+    },
+    400: {
+        "model": ErrorResponse,
+        "description": "Missing x-tenant-id header, or malformed JSON.",
+        "content": _example("Tenant ID is required"),
+    },
+    403: _RESPONSES[403],
+    413: _CONFIG_RESPONSES[413],
+    415: _RESPONSES[415],
+    422: {
+        "model": ValidationErrorResponse,
+        "description": "Neither customer_id nor contact_number, or an invalid one.",
+        "content": _example(
+            "Validation failed",
+            errors=[
+                {"field": "customer_id", "message": "customer_id should not be empty (or give contact_number)"},
+                {"field": "contact_number", "message": "contact_number should not be empty (or give customer_id)"},
+            ],
+        ),
+    },
+    429: _RESPONSES[429],
+    500: _RESPONSES[500],
+}
+_ERASURE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The erasure: its scope, status, the calls it covers and how many of them each service "
+        "has confirmed removing. `completed` once every service confirmed every call.",
+        "content": {
+            "application/json": {
+                "example": {
+                    "success": True,
+                    "erasure": {
+                        "erasure_id": "5b8e2f0a-6c1d-4e7f-9a3b-2d4c6e8f0a1b",
+                        "scope": "customer",
+                        "status": "pending",
+                        "requested_at": "2026-11-23T11:00:00Z",
+                        "completed_at": None,
+                        "calls": 3,
+                        "services": {
+                            "gateway": {"confirmed": 3, "of": 3},
+                            "fetcher": {"confirmed": 3, "of": 3},
+                            "analyzer": {"confirmed": 2, "of": 3},
+                            "notifier": {"confirmed": 3, "of": 3},
+                        },
+                    },
+                }
+            }
+        },
+    },
+    400: _STATUS_400,
+    403: _RESPONSES[403],
+    404: _ERASURE_NOT_FOUND,
+    429: _RESPONSES[429],
+    500: _RESPONSES[500],
+}
+
+
+@router.delete(
+    CALLS_PATH + "/{call_id:path}",
+    summary="Erase a call",
+    description=(
+        "Erases the call and everything every service holds of it: recording, transcript, results, callback "
+        "bodies and delivery log, dashboard row. From the answer on, the call is gone from the status API "
+        "(404), the list and the dashboard; the other services confirm asynchronously (follow the erasure). "
+        "The call id stays taken: submitting it again answers `duplicate`. Same headers as GET; a call "
+        "outside your tenant (and subtenant, when sent) answers 404. Idempotent."
+    ),
+    tags=["data protection"],
+    status_code=202,
+    responses=_ERASE_CALL_RESPONSES,
+    response_class=Response,
+)
+async def erase_call(
+    ctx: Context, partner: AdmittedPartner, scope: ReaderTenancy, api_key: ApiKeyUsed, call_id: str
+) -> Response:
+    row = await handlers.erase_call(
+        ctx.repo,
+        partner,
+        scope,
+        call_id,
+        topic=ctx.erased_topic,
+        requested_by=handlers.requester(partner, api_key),
+        now=datetime.now(UTC),
+    )
+    ctx.relay.wake()
+    return json_response(handlers.erasure_accepted(row), 202)
+
+
+@router.post(
+    ERASURES_PATH,
+    summary="Erase a customer's calls",
+    description=(
+        "A data subject's erasure: every call in the tenant of `x-tenant-id` (only the subtenant of "
+        "`x-sub-tenant-id` when sent) whose `customer.id` equals `customer_id` OR whose `call.contact_number` "
+        "has the digits of `contact_number` is erased, as DELETE erases one call. Give at least one; with both, "
+        "calls matching either are erased, so none of the person's calls is missed. Calls are found by salted "
+        "hashes kept at ingestion: the audit record holds no customer id or number in clear. Calls ingested "
+        "after the request are not covered."
+    ),
+    tags=["data protection"],
+    status_code=202,
+    responses=_ERASE_CUSTOMER_RESPONSES,
+    response_class=Response,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErasureIn"}}},
+        }
+    },
+)
+async def erase_customer(
+    ctx: Context, partner: AdmittedPartner, scope: ReaderTenancy, api_key: ApiKeyUsed, body: ErasureBody
+) -> Response:
+    row = await handlers.erase_customer(
+        ctx.repo,
+        partner,
+        scope,
+        handlers.parse_erasure(body),
+        topic=ctx.erased_topic,
+        requested_by=handlers.requester(partner, api_key),
+        now=datetime.now(UTC),
+    )
+    ctx.relay.wake()
+    return json_response(handlers.erasure_accepted(row), 202)
+
+
+@router.get(
+    ERASURES_PATH + "/{erasure_id}",
+    summary="An erasure's progress",
+    description=(
+        "Whether every service has confirmed removing every call of the erasure (`completed`) or not yet "
+        "(`pending`), with each service's count."
+    ),
+    tags=["data protection"],
+    responses=_ERASURE_RESPONSES,
+    response_class=Response,
+)
+async def get_erasure(ctx: Context, partner: AdmittedPartner, scope: ReaderTenancy, erasure_id: str) -> Response:
+    view = await handlers.describe_erasure(ctx.repo, partner, scope, erasure_id)
+    return json_response({"success": True, "erasure": view})

@@ -3,6 +3,7 @@ created at import time."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -24,6 +25,8 @@ from schemas.events import (
     TOPIC_ANALYZED,
     TOPIC_CALLBACK_COMMANDS,
     TOPIC_DELIVERIES,
+    TOPIC_ERASED,
+    TOPIC_ERASURE_CONFIRMED,
     TOPIC_FAILED,
     TOPIC_FETCHED,
     TOPIC_INGESTED,
@@ -32,6 +35,7 @@ from schemas.events import (
 from services.common import metrics, observability
 from services.common.consumer import ConsumerSettings, dead_letter_topic
 from services.common.db import create_pool, ping
+from services.common.erasure import start_purges
 from services.common.health import health_router
 from services.common.kafka import KafkaProbe, TopicSpec, ensure_topics, make_producer
 from services.common.logging import configure_logging
@@ -45,12 +49,21 @@ from services.gateway.dashboard.routes import router as dashboard_router
 from services.gateway.deps import GatewayContext
 from services.gateway.errors import GatewayError
 from services.gateway.handlers import ConfigSnapshots, CredentialCache
-from services.gateway.models import BATCH, CONFIG
+from services.gateway.models import BATCH, CONFIG, ERASURE
 from services.gateway.repository import GatewayRepository
 
 log = logging.getLogger("services.gateway")
 #: What the status read model follows.
-READ_MODEL_TOPICS = (TOPIC_INGESTED, TOPIC_FETCHED, TOPIC_ANALYZED, TOPIC_FAILED, TOPIC_PROGRESS, TOPIC_DELIVERIES)
+READ_MODEL_TOPICS = (
+    TOPIC_INGESTED,
+    TOPIC_FETCHED,
+    TOPIC_ANALYZED,
+    TOPIC_FAILED,
+    TOPIC_PROGRESS,
+    TOPIC_DELIVERIES,
+    TOPIC_ERASED,
+    TOPIC_ERASURE_CONFIRMED,
+)
 _INTERNAL_ERROR = orjson.dumps({"success": False, "message": "Internal server error"})
 
 
@@ -121,7 +134,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for name, adapter in (("BatchIn", BATCH), ("AnalysisConfigIn", CONFIG)):
+    for name, adapter in (("BatchIn", BATCH), ("AnalysisConfigIn", CONFIG), ("ErasureIn", ERASURE)):
         body = adapter.json_schema(ref_template="#/components/schemas/{model}")
         components.update(body.pop("$defs", {}))
         components[name] = body
@@ -186,6 +199,17 @@ async def open_read_model(settings: GatewaySettings) -> tuple[asyncpg.Pool | Non
     return model_pool, read_model_worker(settings, GatewayRepository(model_pool))
 
 
+def retention_purges(settings: GatewaySettings, model_pool: asyncpg.Pool | None) -> contextlib.AsyncExitStack:
+    """The retention purge, where the read model runs (its pool); the stack stops it. Every such
+    process purges on the schedule; the purge's row locks (SKIP LOCKED) keep two of them from
+    doing the same rows, and a purge is idempotent anyway."""
+    stack = contextlib.AsyncExitStack()
+    if model_pool is not None:
+        repo = GatewayRepository(model_pool)
+        start_purges(stack, "gateway", repo.purge_expired, interval_s=settings.retention_purge_interval_s)
+    return stack
+
+
 def main_app() -> FastAPI:
     """Factory used by ``python -m services.gateway`` (once per uvicorn worker process)."""
     settings = GatewaySettings()
@@ -213,7 +237,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
         async def prepare_topics() -> None:
             partitions, replicas = settings.kafka_topic_partitions, settings.kafka_replication_factor
-            await ensure_topics(kafka, [TopicSpec(name, partitions, replicas) for name in (topic, commands_topic)])
+            names = (topic, commands_topic, settings.topic(TOPIC_ERASED))
+            await ensure_topics(kafka, [TopicSpec(name, partitions, replicas) for name in names])
 
         relay = OutboxRelay(
             pool,
@@ -228,7 +253,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         credentials = CredentialCache(repo, settings.credential_cache_ttl_s)
         snapshots = ConfigSnapshots(repo, settings.config_cache_ttl_s)
         app.state.gateway = GatewayContext(
-            settings, repo, credentials, snapshots, relay, ingest_topic=topic, commands_topic=commands_topic
+            settings,
+            repo,
+            credentials,
+            snapshots,
+            relay,
+            ingest_topic=topic,
+            commands_topic=commands_topic,
+            erased_topic=settings.topic(TOPIC_ERASED),
         )
         # Readiness stays PostgreSQL and Kafka: ingestion does not depend on the read model, so a
         # lagging consumer must not take the API out of the load balancer.
@@ -240,6 +272,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             worker.start()
         app.state.read_model = worker
         dashboard = await dashboard_runtime.start(app, settings, projector=settings.read_model_enabled)
+        # Stopped first, with the dashboard's clients.
+        dashboard.push_async_callback(retention_purges(settings, model_pool).aclose)
         log.info("gateway started", extra={"topic": topic, "read_model": worker is not None})
         try:
             yield

@@ -36,6 +36,7 @@ class GatewayContext:
     relay: OutboxRelay
     ingest_topic: str
     commands_topic: str = ""
+    erased_topic: str = ""
 
 
 def gateway_context(request: Request) -> GatewayContext:
@@ -157,3 +158,4 @@ def json_body(
 
 IngestBody = Annotated[bytes, Depends(json_body(lambda s: s.max_body_bytes, writer_tenancy))]
 ConfigBody = Annotated[bytes, Depends(json_body(lambda s: s.max_config_bytes, writer_tenancy))]
+ErasureBody = Annotated[bytes, Depends(json_body(lambda s: s.max_config_bytes, reader_tenancy))]

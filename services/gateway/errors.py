@@ -18,6 +18,7 @@ ErrorCode = Literal[
     "rate_limited",
     "validation_failed",
     "not_found",
+    "erasure_not_found",
     "conflict",
     # The dashboard's (services.gateway.dashboard.errors).
     "session_missing",
@@ -103,6 +104,12 @@ class CallNotFound(GatewayError):
     """Unknown call id, or another partner's, tenant's or subtenant's: indistinguishable."""
 
     status, code, message = 404, "not_found", "Call not found"
+
+
+class ErasureNotFound(GatewayError):
+    """Unknown erasure id, or one of another partner, tenant or subtenant: indistinguishable."""
+
+    status, code, message = 404, "erasure_not_found", "Erasure not found"
 
 
 class Conflict(GatewayError):

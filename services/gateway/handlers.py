@@ -8,21 +8,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import orjson
 from pydantic import ValidationError
 
 from schemas.analysis import DEFAULT_CONFIG, INTENTS, AnalysisConfig, ConfigSnapshot
 from schemas.events import (
+    ERASURE_SERVICES,
     CallbackRedeliverRequested,
     CallbackRedeliverRequestedPayload,
+    CallErased,
+    CallErasedPayload,
     CallFailed,
     CallFailedPayload,
     CallIngested,
@@ -39,6 +43,7 @@ from services.common.kafka import MAX_CALL_EVENT_BYTES
 from services.gateway.errors import (
     CallNotFound,
     Conflict,
+    ErasureNotFound,
     Forbidden,
     MalformedBody,
     RateLimited,
@@ -50,12 +55,14 @@ from services.gateway.models import (
     BATCH,
     CONFIG,
     DEPTH_PREDICATE,
+    ERASURE,
     ITEM_FIELDS,
     ITEM_PART_FIELDS,
     MAX_TEXT,
     NUL_PREDICATE,
     AnalysisConfigIn,
     CallItemIn,
+    ErasureIn,
     field_errors,
     first_too_deep,
     may_be_unportable,
@@ -64,7 +71,15 @@ from services.gateway.models import (
     too_deep,
     unportable,
 )
-from services.gateway.repository import STATUS_RANK, ConfigLevel, Credential, ListFilters, NewCall
+from services.gateway.repository import (
+    STATUS_RANK,
+    ConfigLevel,
+    Credential,
+    ErasureCall,
+    ErasureRequest,
+    ListFilters,
+    NewCall,
+)
 from services.gateway.security import secret_matches
 
 SOURCE = "gateway"
@@ -259,6 +274,29 @@ def encode_event(
     )
 
 
+SubjectKind = Literal["customer", "contact"]
+
+
+def subject_value(kind: SubjectKind, value: str) -> str:
+    """The form of a data subject's identifier that is hashed: a customer id as sent (trimmed), a
+    contact number as its digits only (``+1 (234) 567-890`` and ``+1234567890`` are one number)."""
+    if kind == "contact":
+        return "".join(c for c in value if c.isascii() and c.isdigit())
+    return value.strip()
+
+
+def subject_key(partner_id: str, tenant_id: str, kind: SubjectKind, value: str) -> bytes | None:
+    """The salted hash under which the ledger finds a customer's calls for an erasure, without
+    keeping the customer id or contact number in clear: SHA-256 over a domain label, the partner,
+    the tenant, the kind and the normalised value (so equal values of different tenants never
+    share a key, and no precomputed table of phone numbers matches). None for an empty value."""
+    normalised = subject_value(kind, value)
+    if not normalised:
+        return None
+    material = "\x00".join(("callpipe.erasure.v1", partner_id, tenant_id, kind, normalised))
+    return hashlib.sha256(material.encode()).digest()
+
+
 def oversized_call(index: int, item: CallItemIn, size: int) -> dict[str, str]:
     """The field error of a call whose event would exceed ``MAX_CALL_EVENT_BYTES``: named by its
     largest unknown field (what a partner can leave out), else by the call item itself."""
@@ -317,7 +355,17 @@ async def ingest_batch(
         spans[call_id], context = tracing.call_trace(
             "call.ingest", {"callpipe.call_id": call_id, "callpipe.partner_id": partner.partner_id}
         )
-        new_calls.append(NewCall(call_id, event, context))
+        new_calls.append(
+            NewCall(
+                call_id,
+                event,
+                context,
+                customer_key=subject_key(partner.partner_id, tenancy.tenant_id, "customer", item["customer"]["id"]),
+                contact_key=subject_key(
+                    partner.partner_id, tenancy.tenant_id, "contact", item["call"]["contact_number"]
+                ),
+            )
+        )
     if too_large:
         for started in spans.values():
             tracing.end(started, error="validation_failed")
@@ -360,7 +408,10 @@ _FIELDS = ("labels", "rubric", "channels")
 
 
 def effective_snapshot(levels: dict[str, ConfigLevel]) -> ConfigSnapshot:
-    """Each field from the most specific level that sets it: subtenant, tenant, defaults."""
+    """Each field from the most specific level that sets it: subtenant, tenant, defaults.
+
+    ``data_protection`` is merged one key deeper (each retention period, each redaction setting
+    on its own), so a subtenant can shorten one period without restating the tenant's others."""
     merged: dict[str, Any] = DEFAULT_CONFIG.model_dump(mode="json")
     source = "default"
     for level in ("tenant", "subtenant"):
@@ -368,6 +419,10 @@ def effective_snapshot(levels: dict[str, ConfigLevel]) -> ConfigSnapshot:
         for name in _FIELDS:
             if document.get(name) is not None:
                 merged[name] = document[name]
+                source = level
+        for section, values in (document.get("data_protection") or {}).items():
+            if isinstance(values, dict) and section in merged["data_protection"]:
+                merged["data_protection"][section].update(values)
                 source = level
     config = AnalysisConfig.model_validate(merged)
     return ConfigSnapshot(config_id=config.config_id(), config=config, source=source)
@@ -451,9 +506,7 @@ async def save_config(
 ) -> dict[str, Any]:
     """Store ``document`` as the next version of the tenant or subtenant level."""
     subtenant = tenancy.subtenant_id if scope == "subtenant" else ""
-    await repo.save_config(
-        partner.partner_id, tenancy.tenant_id, subtenant, document.model_dump(mode="json", exclude_none=True)
-    )
+    await repo.save_config(partner.partner_id, tenancy.tenant_id, subtenant, document.stored())
     snapshots.invalidate(partner, tenancy)
     return await describe_config(repo, partner, tenancy)
 
@@ -573,6 +626,7 @@ def call_view(row: dict[str, Any], attempts: list[dict[str, Any]] | None) -> dic
         return view
     view["result"] = row.get("result") if status == "completed" else None
     view["error"] = error
+    view["data_protection"] = retention_view(row)
     view["callback"] = (
         {
             "url": url,
@@ -789,6 +843,8 @@ async def request_redelivery(
         raise CallNotFound()
     if outcome == "no_callback":
         raise Conflict("Call has no callback_url")
+    if outcome == "purged":
+        raise Conflict("Callback cannot be redelivered: the call's results or transcript were purged by retention")
     if outcome != "requested" or row is None:
         raise Conflict("Callback can be redelivered only once its delivery is delivered or failed")
     return {
@@ -796,6 +852,181 @@ async def request_redelivery(
         "delivery_id": row.get("delivery_id"),
         "requested_at": _iso(now),
         "command_id": str(command_id),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Erasure
+# ---------------------------------------------------------------------------------------------
+
+
+class ErasureRepository(Protocol):
+    async def erase_call(
+        self, request: ErasureRequest, call_id: str, event: Callable[[ErasureCall], bytes]
+    ) -> tuple[str, dict[str, Any] | None]: ...
+    async def erase_customer(
+        self,
+        request: ErasureRequest,
+        customer_key: bytes | None,
+        contact_key: bytes | None,
+        event: Callable[[ErasureCall], bytes],
+    ) -> dict[str, Any]: ...
+    async def find_erasure(
+        self, partner_id: str, erasure_id: uuid.UUID, tenant_id: str, subtenant_id: str | None
+    ) -> dict[str, Any] | None: ...
+
+
+def parse_erasure(body: bytes) -> ErasureIn:
+    """The erasure request; an empty body counts as ``{}``. 422 naming both fields when neither
+    is given, and the contact number when it holds no digit."""
+    try:
+        request = ERASURE.validate_json(body or b"{}")
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise MalformedBody() from None
+        raise ValidationFailed(field_errors(exc)) from None
+    if errors := unportable(request.model_dump(), "body"):
+        raise ValidationFailed([{**e, "field": e["field"].removeprefix("body.")} for e in errors])
+    if request.customer_id is None and request.contact_number is None:
+        raise ValidationFailed(
+            [
+                {"field": "customer_id", "message": "customer_id should not be empty (or give contact_number)"},
+                {"field": "contact_number", "message": "contact_number should not be empty (or give customer_id)"},
+            ]
+        )
+    if request.contact_number is not None and not subject_value("contact", request.contact_number):
+        raise ValidationFailed([{"field": "contact_number", "message": "contact_number must hold a phone number"}])
+    return request
+
+
+def _erasure_event(partner: Partner, erasure_id: uuid.UUID, requested_at: datetime) -> Callable[[ErasureCall], bytes]:
+    def event(call: ErasureCall) -> bytes:
+        return dump_event(
+            CallErased(
+                event_id=uuid.uuid4(),
+                occurred_at=requested_at,
+                partner_id=partner.partner_id,
+                tenant_id=call.tenant_id,
+                subtenant_id=call.subtenant_id,
+                call_id=call.call_id,
+                source=SOURCE,
+                payload=CallErasedPayload(erasure_id=erasure_id, requested_at=requested_at),
+            )
+        )
+
+    return event
+
+
+def erasure_status(row: dict[str, Any]) -> str:
+    return "completed" if row["completed_at"] is not None else "pending"
+
+
+def erasure_accepted(row: dict[str, Any]) -> dict[str, Any]:
+    """What DELETE /calls/{id} and POST /erasures answer (202)."""
+    return {"success": True, "erasure_id": str(row["erasure_id"]), "status": erasure_status(row), "calls": row["calls"]}
+
+
+async def erase_call(
+    repo: ErasureRepository,
+    partner: Partner,
+    scope: ReadScope,
+    call_id: str,
+    *,
+    topic: str,
+    requested_by: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """Erase one call of the caller's scope (404 like ``describe_call`` otherwise). Erasing it
+    again answers the erasure that erased it (idempotent)."""
+    if NUL in call_id:
+        raise CallNotFound()
+    erasure_id = uuid.uuid4()
+    request = ErasureRequest(
+        erasure_id=erasure_id,
+        partner_id=partner.partner_id,
+        tenant_id=scope.tenant_id,
+        subtenant_id=scope.subtenant_id,
+        scope="call",
+        selector={"call_id": call_id},
+        requested_by=requested_by,
+        requested_at=now,
+        topic=topic,
+    )
+    outcome, row = await repo.erase_call(request, call_id, _erasure_event(partner, erasure_id, now))
+    if outcome == "not_found" or row is None:
+        raise CallNotFound()
+    return row
+
+
+async def erase_customer(
+    repo: ErasureRepository,
+    partner: Partner,
+    scope: ReadScope,
+    body: ErasureIn,
+    *,
+    topic: str,
+    requested_by: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """Erase every call of the customer in the caller's tenant (and subtenant, when the header is
+    sent): calls whose customer id OR contact number matches, so a data subject's request misses
+    none. The audit keeps the salted hashes, never the values."""
+    tenant = scope.tenant_id
+    customer_key = (
+        subject_key(partner.partner_id, tenant, "customer", body.customer_id) if body.customer_id is not None else None
+    )
+    contact_key = (
+        subject_key(partner.partner_id, tenant, "contact", body.contact_number)
+        if body.contact_number is not None
+        else None
+    )
+    selector = {name: key.hex() for name, key in (("customer_key", customer_key), ("contact_key", contact_key)) if key}
+    erasure_id = uuid.uuid4()
+    request = ErasureRequest(
+        erasure_id=erasure_id,
+        partner_id=partner.partner_id,
+        tenant_id=tenant,
+        subtenant_id=scope.subtenant_id,
+        scope="customer",
+        selector=selector,
+        requested_by=requested_by,
+        requested_at=now,
+        topic=topic,
+    )
+    return await repo.erase_customer(request, customer_key, contact_key, _erasure_event(partner, erasure_id, now))
+
+
+async def describe_erasure(
+    repo: ErasureRepository, partner: Partner, scope: ReadScope, erasure_id: str
+) -> dict[str, Any]:
+    """The erasure's scope, status and each service's confirmations (404 outside the caller's
+    partner and tenant, and subtenant when the header is sent)."""
+    try:
+        key = uuid.UUID(erasure_id)
+    except ValueError:
+        raise ErasureNotFound() from None
+    row = await repo.find_erasure(partner.partner_id, key, scope.tenant_id, scope.subtenant_id)
+    if row is None:
+        raise ErasureNotFound()
+    calls = row["calls"]
+    return {
+        "erasure_id": str(row["erasure_id"]),
+        "scope": row["scope"],
+        "status": erasure_status(row),
+        "requested_at": _iso(row["requested_at"]),
+        "completed_at": _iso(row["completed_at"]),
+        "calls": calls,
+        "services": {s: {"confirmed": row["confirmed"].get(s, 0), "of": calls} for s in ERASURE_SERVICES},
+    }
+
+
+def retention_view(row: dict[str, Any]) -> dict[str, Any]:
+    """The call's ``data_protection`` block: when each part expires and when it was purged."""
+    return {
+        "retention": {
+            part: {"expires_at": _iso(row.get(f"{part}_expires_at")), "purged_at": _iso(row.get(f"{part}_purged_at"))}
+            for part in ("recording", "transcript", "results")
+        }
     }
 
 

@@ -16,6 +16,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, NotRequired
 
+import regex
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -53,6 +54,7 @@ _HTTPS_URL = r"^(?i:https)://" + _AUTHORITY + r"(?:[/?#]\S*)?$"
 # What a pattern mismatch means, by field name.
 _PATTERN_PREDICATES = {
     "id": "should not be empty",
+    "customer_id": "should not be empty",
     "internal_name": "should not be empty",
     "email": "must be an email",
     "contact_number": "must be a phone number in E.164 format (e.g. +1234567890)",
@@ -63,6 +65,7 @@ _PATTERN_PREDICATES = {
     "labels": "should not be empty",
     "parameter_name": "should not be empty",
     "description": "should not be empty",
+    "name": "must start with a letter and hold only letters, digits and underscores",
 }
 
 
@@ -257,6 +260,68 @@ def _unique_parameters(rubric: list[RubricParameterIn]) -> list[RubricParameterI
     return rubric
 
 
+# Data protection (schemas.analysis.DataProtection): every key optional, so a subtenant overrides
+# only what it sends. The limits repeat the schema's, checked here to answer in the spec's shape.
+_MAX_DAYS = 36_500.0
+Days = Annotated[float, Field(gt=0, le=_MAX_DAYS, strict=False)]
+
+
+class RetentionIn(BaseModel):
+    """Days from the call's arrival each part is kept (fractions allowed); null keeps it until the
+    call is erased; left out, inherited."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recording_days: Days | None = Field(None, description="The recording (default 30).")
+    transcript_days: Days | None = Field(None, description="The transcript (default 365; never beyond the results).")
+    results_days: Days | None = Field(
+        None, description="The analysis results and stored callback bodies (default 365)."
+    )
+
+
+def _compiles(value: str) -> str:
+    try:
+        compiled = regex.compile(value, regex.IGNORECASE)
+    except regex.error as exc:
+        raise _fail(f"must be a valid regular expression ({exc})") from None
+    try:
+        matches_empty = compiled.search("", timeout=0.1) is not None
+    except TimeoutError:
+        matches_empty = True
+    if matches_empty:
+        raise _fail("must not match empty text")
+    return value
+
+
+class RedactionPatternIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")] = Field(
+        description="Shown in the mask: [NAME]."
+    )
+    regex: Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_compiles)] = Field(
+        description="Matched case-insensitively against transcript and result text."
+    )
+
+
+class RedactionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: Annotated[bool, Field(strict=True)] | None = None
+    entities: list[Literal["card_number", "phone_number", "email"]] | None = Field(
+        None, description="Built-in detectors applied (card_number, phone_number, email)."
+    )
+    patterns: Annotated[list[RedactionPatternIn], Field(max_length=20)] | None = None
+    redact_audio: Annotated[bool, Field(strict=True)] | None = None
+
+
+class DataProtectionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    retention: RetentionIn | None = None
+    redaction: RedactionIn | None = None
+
+
 class AnalysisConfigIn(BaseModel):
     """One level (tenant or subtenant) of a tenant's analysis configuration. A field left out
     (or null) is inherited: from the tenant level, then from the defaults."""
@@ -281,8 +346,42 @@ class AnalysisConfigIn(BaseModel):
     ) = None
     channels: ChannelMapIn | None = Field(None, description="Which party each channel of a stereo recording carries.")
 
+    data_protection: DataProtectionIn | None = Field(
+        None, description="Retention of each part of a call and PII redaction; each key left out is inherited."
+    )
+
+    def stored(self) -> dict[str, Any]:
+        """The level's document as stored: fields left out or null are dropped (inherited), except
+        inside ``data_protection``, where a key sent as null means something of its own (a null
+        retention keeps that part until the call is erased) and only keys left out are inherited."""
+        document = self.model_dump(mode="json", exclude_none=True, exclude={"data_protection"})
+        if self.data_protection is not None:
+            protection = self.data_protection.model_dump(mode="json", exclude_unset=True)
+            document["data_protection"] = {k: v for k, v in protection.items() if v is not None}
+        return document
+
 
 CONFIG = TypeAdapter(AnalysisConfigIn)
+
+
+# ---------------------------------------------------------------------------------------------
+# Erasure by customer (POST /api/v1/partner/erasures)
+# ---------------------------------------------------------------------------------------------
+
+
+class ErasureIn(BaseModel):
+    """A data subject's erasure request: the calls of this customer id OR this contact number
+    (either matches) in the tenant (and subtenant, when ``x-sub-tenant-id`` is sent) are erased."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: Identifier | None = Field(None, description="customer.id as sent at ingestion.")
+    contact_number: Annotated[str, Field(max_length=64)] | None = Field(
+        None, description="call.contact_number as sent at ingestion (compared by its digits)."
+    )
+
+
+ERASURE = TypeAdapter(ErasureIn)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +427,8 @@ _PREDICATES = {
     "int_type": "must be an integer number",
     "int_from_float": "must be an integer number",
     "bool_type": "must be a boolean",
-    "literal_error": "must be one of: agent, customer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
     "string_type": "must be a string",
     "string_too_short": "should not be empty",
     "model_type": "must be an object",
@@ -345,6 +445,10 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return out or "body"
 
 
+def _number(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _predicate(err: ErrorDetails, name: str) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     if kind == "rule":
@@ -358,6 +462,10 @@ def _predicate(err: ErrorDetails, name: str) -> str:
         return f"must contain no more than {ctx.get('max_length')} {unit}"
     if kind == "string_too_long":
         return f"must be shorter than or equal to {ctx.get('max_length')} characters"
+    if kind == "greater_than":
+        return f"must be greater than {_number(ctx.get('gt'))}"
+    if kind == "literal_error":
+        return "must be one of: " + ", ".join(re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
     if kind == "greater_than_equal":
         return f"must not be less than {ctx.get('ge')}"
     if kind == "less_than_equal":

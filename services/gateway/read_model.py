@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
+from uuid import UUID
 
 from schemas.analysis import CallAnalysis
 from schemas.events import (
     AnyEvent,
     CallAnalyzed,
     CallbackDelivery,
+    CallErased,
+    CallErasureConfirmed,
     CallFailed,
     CallFetched,
     CallIngested,
@@ -34,11 +38,18 @@ _PROCESSING_STAGES = {"ingest", "fetch", "analyze"}
 _STARTED = {"fetch": "fetching", "analyze": "analyzing"}
 
 
-class ReadModelStore(Protocol):
+class ErasureStore(Protocol):
+    async def call_erased(self, partner_id: str, call_id: str, erasure_id: UUID) -> dict[str, int]: ...
+    async def record_confirmation(
+        self, erasure_id: UUID, call_id: str, service: str, removed: dict[str, int]
+    ) -> bool: ...
+
+
+class ReadModelStore(ErasureStore, Protocol):
     async def apply_change(self, change: StatusChange, delivery: DeliveryChange | None = None) -> None: ...
 
 
-class BatchRepository(Protocol):
+class BatchRepository(ErasureStore, Protocol):
     async def apply_changes(self, changes: Sequence[tuple[StatusChange, DeliveryChange | None]]) -> None: ...
 
     async def apply_change(self, change: StatusChange, delivery: DeliveryChange | None = None) -> None: ...
@@ -63,6 +74,13 @@ class BatchingStore:
         self._pending: list[tuple[StatusChange, DeliveryChange | None, asyncio.Future[None]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._flushes: set[asyncio.Task[None]] = set()
+
+    async def call_erased(self, partner_id: str, call_id: str, erasure_id: UUID) -> dict[str, int]:
+        """Erasures are rare: written at once, outside the batches (the call's lock orders them)."""
+        return await self._repo.call_erased(partner_id, call_id, erasure_id)
+
+    async def record_confirmation(self, erasure_id: UUID, call_id: str, service: str, removed: dict[str, int]) -> bool:
+        return await self._repo.record_confirmation(erasure_id, call_id, service, removed)
 
     async def apply_change(self, change: StatusChange, delivery: DeliveryChange | None = None) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -103,8 +121,21 @@ class BatchingStore:
                 done.set_result(None)
 
 
+def expiries_of(ingested: CallIngestedPayload | None) -> dict[str, datetime | None]:
+    """When the call's recording, transcript and results expire (by part), from the retention
+    in the configuration snapshot it was ingested with (the defaults when the snapshot predates
+    it); empty when the event carries no snapshot."""
+    if ingested is None or ingested.analysis_config is None:
+        return {}
+    return ingested.analysis_config.config.data_protection.retention.expiries(ingested.received_at)
+
+
 def _base(event: AnyEvent, status: str, ingested: CallIngestedPayload | None, **fields: Any) -> StatusChange:
+    expiries = expiries_of(ingested)
     return StatusChange(
+        recording_expires_at=expiries.get("recording"),
+        transcript_expires_at=expiries.get("transcript"),
+        results_expires_at=expiries.get("results"),
         partner_id=event.partner_id,
         call_id=event.call_id,
         tenant_id=event.tenant_id,
@@ -176,7 +207,17 @@ def changes_of(event: AnyEvent) -> tuple[StatusChange, DeliveryChange | None] | 
 
 
 async def project(event: AnyEvent, store: ReadModelStore) -> Sequence[AnyEvent]:
-    """Consumer handler: fold ``event`` into the read model; publishes nothing."""
+    """Consumer handler: fold ``event`` into the read model; publishes nothing.
+
+    ``calls.erased.v1``: remove again whatever a projection racing the erasure wrote, and record
+    the gateway's confirmation; ``calls.erasure_confirmed.v1``: record the other services'."""
+    if isinstance(event, CallErased):
+        await store.call_erased(event.partner_id, event.call_id, event.payload.erasure_id)
+        return []
+    if isinstance(event, CallErasureConfirmed):
+        confirmed = event.payload
+        await store.record_confirmation(confirmed.erasure_id, event.call_id, confirmed.service, confirmed.removed)
+        return []
     changes = changes_of(event)
     if changes is not None:
         await store.apply_change(*changes)

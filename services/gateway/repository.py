@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import uuid
 from collections.abc import Callable, Sequence
@@ -11,7 +12,8 @@ from typing import Any
 
 import asyncpg
 
-from schemas.events import call_key
+from schemas.events import ERASURE_SERVICES, call_key
+from services.common.erasure import lock_call
 from services.common.outbox import outbox_headers
 
 
@@ -34,6 +36,8 @@ class NewCall:
     call_id: str
     event: bytes  # the encoded calls.ingested.v1 event
     trace: dict[str, str] | None = None  # the call's trace context (Kafka headers), tracing on
+    customer_key: bytes | None = None  # salted hash of the customer id (handlers.subject_key)
+    contact_key: bytes | None = None  # salted hash of the contact number's digits
 
 
 #: Rank of each status: the read model only ever moves a call to a higher rank.
@@ -66,6 +70,10 @@ class StatusChange:
     quality_score: float | None = None
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    # Retention, from the configuration snapshot of an event carrying the ingested call.
+    recording_expires_at: datetime | None = None
+    transcript_expires_at: datetime | None = None
+    results_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -131,10 +139,11 @@ RETURNING allowed,
 # sorted insertion keeps concurrent batches from deadlocking on each other's keys.
 _RECORD_CALLS = """
 WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::bytea[], $8::jsonb[]) WITH ORDINALITY AS t(call_id, event, headers, ord)
+    SELECT * FROM unnest($1::text[], $2::bytea[], $8::jsonb[], $9::bytea[], $10::bytea[])
+        WITH ORDINALITY AS t(call_id, event, headers, customer_key, contact_key, ord)
 ), inserted AS (
-    INSERT INTO calls (partner_id, call_id, tenant_id, subtenant_id, received_at)
-    SELECT $3, call_id, $4, $5, $6 FROM input ORDER BY call_id
+    INSERT INTO calls (partner_id, call_id, tenant_id, subtenant_id, received_at, customer_key, contact_key)
+    SELECT $3, call_id, $4, $5, $6, customer_key, contact_key FROM input ORDER BY call_id
     ON CONFLICT (partner_id, call_id) DO NOTHING
     RETURNING call_id
 ), queued AS (
@@ -152,7 +161,8 @@ _CALL_COLUMNS = """
 partner_id, call_id, tenant_id, subtenant_id, agent_id, callback_url, status, received_at, fetching_at,
 fetched_at, analyzing_at, completed_at, failed_at, intent, quality_score, result, error, delivery_id,
 delivery_kind, delivery_state, delivery_url, delivery_next_attempt_at, delivery_error,
-redelivery_command_id, redelivery_requested_at
+redelivery_command_id, redelivery_requested_at, recording_expires_at, transcript_expires_at, results_expires_at,
+recording_purged_at, transcript_purged_at, results_purged_at
 """
 
 # One upsert per event. Every column moves monotonically, so events may arrive in any order and
@@ -166,7 +176,7 @@ INSERT INTO call_status AS s (
     partner_id, call_id, tenant_id, subtenant_id, agent_id, callback_url, status, status_rank, received_at,
     fetching_at, fetched_at, analyzing_at, completed_at, failed_at, intent, quality_score, result, error,
     delivery_id, delivery_kind, delivery_state, delivery_url, delivery_next_attempt_at, delivery_event_at,
-    delivery_error
+    delivery_error, recording_expires_at, transcript_expires_at, results_expires_at
 )
 VALUES (
     $1, $2, $3, $4, $5, $6, $7, $8,
@@ -176,7 +186,7 @@ VALUES (
     CASE WHEN $7 = 'analyzing' THEN $10 END,
     CASE WHEN $7 = 'completed' THEN $10 END,
     CASE WHEN $7 = 'failed' THEN $10 END,
-    $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21
+    $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $23, $24, $25
 )
 ON CONFLICT (partner_id, call_id) DO UPDATE SET
     agent_id = coalesce(s.agent_id, excluded.agent_id),
@@ -191,7 +201,12 @@ ON CONFLICT (partner_id, call_id) DO UPDATE SET
     failed_at = least(s.failed_at, excluded.failed_at),
     intent = coalesce(s.intent, excluded.intent),
     quality_score = coalesce(s.quality_score, excluded.quality_score),
-    result = coalesce(s.result, excluded.result),
+    -- Once purged, a replayed analysis must not bring the result (or its transcript) back.
+    result = CASE WHEN s.transcript_purged_at IS NOT NULL OR s.results_purged_at IS NOT NULL THEN s.result
+                  ELSE coalesce(s.result, excluded.result) END,
+    recording_expires_at = coalesce(s.recording_expires_at, excluded.recording_expires_at),
+    transcript_expires_at = coalesce(s.transcript_expires_at, excluded.transcript_expires_at),
+    results_expires_at = coalesce(s.results_expires_at, excluded.results_expires_at),
     error = coalesce(s.error, excluded.error),
     delivery_id = CASE WHEN s.delivery_event_at IS NULL OR $20 >= s.delivery_event_at
                        THEN coalesce(excluded.delivery_id, s.delivery_id) ELSE s.delivery_id END,
@@ -220,6 +235,7 @@ UPDATE call_status SET redelivery_command_id = $5, redelivery_requested_at = now
 WHERE partner_id = $1 AND call_id = $2 AND tenant_id = $3 AND ($4::text IS NULL OR subtenant_id = $4)
   AND (callback_url IS NOT NULL OR delivery_url IS NOT NULL)
   AND delivery_state IN ('delivered', 'failed')
+  AND transcript_purged_at IS NULL AND results_purged_at IS NULL
   AND (redelivery_command_id IS NULL OR redelivery_requested_at < now() - make_interval(secs => $6))
 RETURNING tenant_id, subtenant_id, delivery_id, redelivery_requested_at
 """
@@ -260,6 +276,9 @@ def _change_args(change: StatusChange, d: DeliveryChange | None) -> tuple[Any, .
         d.at if d else None,
         d.error if d else None,
         d.redelivery_command_id if d else None,
+        change.recording_expires_at,
+        change.transcript_expires_at,
+        change.results_expires_at,
     )
 
 
@@ -276,6 +295,151 @@ def _attempt_args(change: StatusChange, d: DeliveryChange) -> tuple[Any, ...]:
         d.attempt_latency_ms,
         d.attempt_error,
     )
+
+
+# The same advisory lock as ``services.common.erasure.lock_call`` (same key text, same hash and
+# seed), taken for a whole batch in one round trip, in the order given.
+_LOCK_CALLS = """
+SELECT count(pg_advisory_xact_lock(hashtextextended(k, 7340)))
+FROM (SELECT k FROM unnest($1::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n) AS ordered
+"""
+
+
+async def _lock_calls(conn: asyncpg.Connection, calls: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Take every call's erasure lock (in key order, so concurrent transactions cannot deadlock)
+    until the end of the transaction; returns the calls among them that are erased."""
+    unique = sorted({call_key(p, c): (p, c) for p, c in calls}.items())
+    if not unique:
+        return set()
+    await conn.fetchval(_LOCK_CALLS, [k for k, _ in unique])
+    rows = await conn.fetch(
+        "SELECT e.partner_id, e.call_id FROM erased_calls e"
+        " JOIN unnest($1::text[], $2::text[]) AS t(partner_id, call_id) USING (partner_id, call_id)",
+        [p for _, (p, _c) in unique],
+        [c for _, (_p, c) in unique],
+    )
+    return {(r["partner_id"], r["call_id"]) for r in rows}
+
+
+@dataclass(frozen=True)
+class ErasureCall:
+    """A call an erasure covers: identity and tenancy (from the ledger), nothing personal."""
+
+    call_id: str
+    tenant_id: str
+    subtenant_id: str
+
+
+@dataclass(frozen=True)
+class ErasureRequest:
+    """What an erasure records: who asked for what, in which scope (selector without personal data)."""
+
+    erasure_id: uuid.UUID
+    partner_id: str
+    tenant_id: str
+    subtenant_id: str | None
+    scope: str  # "call" | "customer"
+    selector: dict[str, Any]
+    requested_by: str
+    requested_at: datetime
+    topic: str  # calls.erased.v1, prefixed
+
+
+# Everything the gateway holds of the calls, by (partner, call ids); the call's ledger row stays
+# (its id stays taken) without its customer keys.
+_ERASE_ROWS = (
+    ("call_status", "DELETE FROM call_status WHERE partner_id = $1 AND call_id = ANY($2::text[])"),
+    ("callback_attempts", "DELETE FROM callback_attempts WHERE partner_id = $1 AND call_id = ANY($2::text[])"),
+    ("dashboard_calls", "DELETE FROM dashboard_calls WHERE partner_id = $1 AND call_id = ANY($2::text[])"),
+)
+_FORGET_KEYS = (
+    "UPDATE calls SET customer_key = NULL, contact_key = NULL"
+    " WHERE partner_id = $1 AND call_id = ANY($2::text[]) AND (customer_key IS NOT NULL OR contact_key IS NOT NULL)"
+)
+
+# An erasure completes when every call has every service's confirmation; the erasure's row lock
+# (taken first) orders concurrent confirmations, so the last one always sees all the others.
+_COMPLETE_ERASURE = """
+UPDATE erasures e SET completed_at = now()
+WHERE e.erasure_id = $1 AND e.completed_at IS NULL
+  AND (SELECT count(*) FROM erasure_confirmations c
+       JOIN erasure_calls ec ON ec.erasure_id = c.erasure_id AND ec.call_id = c.call_id
+       WHERE c.erasure_id = $1 AND c.service = ANY($2::text[])) >= e.calls * cardinality($2::text[])
+"""
+
+_RECORD_CONFIRMATION = """
+INSERT INTO erasure_confirmations (erasure_id, call_id, service, removed)
+SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM erasure_calls WHERE erasure_id = $1 AND call_id = $2)
+ON CONFLICT DO NOTHING
+"""
+
+_ERASURE_COLUMNS = "erasure_id, partner_id, tenant_id, subtenant_id, scope, requested_at, completed_at, calls"
+
+
+async def _erase_rows(conn: asyncpg.Connection, partner_id: str, call_ids: list[str]) -> dict[str, int]:
+    removed: dict[str, int] = {}
+    for table, sql in _ERASE_ROWS:
+        removed[table] = int((await conn.execute(sql, partner_id, call_ids)).split()[-1])
+    status = await conn.execute(
+        "DELETE FROM outbox_dead WHERE key = ANY($1::text[])", [call_key(partner_id, c) for c in call_ids]
+    )
+    removed["outbox_dead"] = int(status.split()[-1])
+    return removed
+
+
+# Retention: each part is purged once its expiry passed and the call reached a final state (so
+# the part exists and no later event of the pipeline adds it again), a bounded batch at a time.
+_PURGE_BATCH = 500
+_PURGE_TRANSCRIPTS = """
+WITH due AS (
+    SELECT partner_id, call_id FROM call_status
+    WHERE transcript_expires_at <= $1 AND transcript_purged_at IS NULL AND status_rank = 5
+    LIMIT $2 FOR UPDATE SKIP LOCKED
+), purged AS (
+    UPDATE call_status s SET
+        -- json, not jsonb: rebuilt key by key in the original order, without the transcript.
+        result = (SELECT json_object_agg(f.key, f.value ORDER BY f.n)
+                  FROM json_each(s.result) WITH ORDINALITY AS f(key, value, n) WHERE f.key <> 'transcript'),
+        transcript_purged_at = $1, updated_at = now()
+    FROM due WHERE s.partner_id = due.partner_id AND s.call_id = due.call_id
+    RETURNING s.partner_id, s.call_id
+), dashboard AS (
+    UPDATE dashboard_calls d SET details = d.details - 'transcript', updated_at = now()
+    FROM purged WHERE d.partner_id = purged.partner_id AND d.call_id = purged.call_id AND d.details ? 'transcript'
+)
+SELECT count(*) FROM purged
+"""
+_PURGE_RESULTS = """
+WITH due AS (
+    SELECT partner_id, call_id FROM call_status
+    WHERE results_expires_at <= $1 AND results_purged_at IS NULL AND status_rank = 5
+    LIMIT $2 FOR UPDATE SKIP LOCKED
+), purged AS (
+    UPDATE call_status s SET result = NULL, results_purged_at = $1,
+        transcript_purged_at = coalesce(s.transcript_purged_at, $1), updated_at = now()
+    FROM due WHERE s.partner_id = due.partner_id AND s.call_id = due.call_id
+    RETURNING s.partner_id, s.call_id
+), dashboard AS (
+    UPDATE dashboard_calls d SET details = NULL, results_purged_at = $1, updated_at = now()
+    FROM purged WHERE d.partner_id = purged.partner_id AND d.call_id = purged.call_id
+)
+SELECT count(*) FROM purged
+"""
+_PURGE_RECORDINGS = """
+WITH due AS (
+    SELECT partner_id, call_id FROM call_status
+    WHERE recording_expires_at <= $1 AND recording_purged_at IS NULL
+    LIMIT $2 FOR UPDATE SKIP LOCKED
+), purged AS (
+    UPDATE call_status s SET recording_purged_at = $1, updated_at = now()
+    FROM due WHERE s.partner_id = due.partner_id AND s.call_id = due.call_id
+    RETURNING s.partner_id, s.call_id
+), dashboard AS (
+    UPDATE dashboard_calls d SET blob_uri = NULL, recording_purged_at = $1, updated_at = now()
+    FROM purged WHERE d.partner_id = purged.partner_id AND d.call_id = purged.call_id
+)
+SELECT count(*) FROM purged
+"""
 
 
 class GatewayRepository:
@@ -319,6 +483,8 @@ class GatewayRepository:
             topic,
             # NULL rather than an array of NULLs when tracing is off: the hot path stays as it was.
             [c.trace for c in calls] if any(c.trace for c in calls) else None,
+            [c.customer_key for c in calls],
+            [c.contact_key for c in calls],
         )
         return {r["call_id"] for r in rows}
 
@@ -362,23 +528,22 @@ class GatewayRepository:
     # -- status read model ---------------------------------------------------------------------
 
     async def apply_changes(self, changes: Sequence[tuple[StatusChange, DeliveryChange | None]]) -> None:
-        """Fold several events in one transaction (statements pipelined, one commit)."""
-        rows = [_change_args(change, delivery) for change, delivery in changes]
-        attempts = [_attempt_args(change, d) for change, d in changes if d is not None and _has_attempt(d)]
+        """Fold several events in one transaction (statements pipelined, one commit). Each call's
+        lock is taken first and erased calls are left out, so a late event cannot bring back a
+        call an erasure removed (see ``services.common.erasure``)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.executemany(_APPLY_CHANGE, rows)
+            erased = await _lock_calls(conn, [(c.partner_id, c.call_id) for c, _ in changes])
+            kept = [(c, d) for c, d in changes if (c.partner_id, c.call_id) not in erased]
+            if not kept:
+                return
+            await conn.executemany(_APPLY_CHANGE, [_change_args(c, d) for c, d in kept])
+            attempts = [_attempt_args(c, d) for c, d in kept if d is not None and _has_attempt(d)]
             if attempts:
                 await conn.executemany(_RECORD_ATTEMPT, attempts)
 
     async def apply_change(self, change: StatusChange, delivery: DeliveryChange | None = None) -> None:
         """Fold one event into the read model (idempotent, order-independent; see ``_APPLY_CHANGE``)."""
-        args = _change_args(change, delivery)
-        if delivery is None or not _has_attempt(delivery):
-            await self._pool.execute(_APPLY_CHANGE, *args)
-            return
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(_APPLY_CHANGE, *args)
-            await conn.execute(_RECORD_ATTEMPT, *_attempt_args(change, delivery))
+        await self.apply_changes([(change, delivery)])
 
     async def find_call(
         self, partner_id: str, call_id: str, tenant_id: str, subtenant_id: str | None
@@ -397,10 +562,13 @@ class GatewayRepository:
     async def find_ledger_call(
         self, partner_id: str, call_id: str, tenant_id: str, subtenant_id: str | None
     ) -> dict[str, Any] | None:
-        """An accepted call from the ingestion ledger (identity and tenancy only)."""
+        """An accepted, not erased call from the ingestion ledger (identity and tenancy only)."""
         row = await self._pool.fetchrow(
-            "SELECT partner_id, call_id, tenant_id, subtenant_id, received_at FROM calls"
-            " WHERE partner_id = $1 AND call_id = $2 AND tenant_id = $3 AND ($4::text IS NULL OR subtenant_id = $4)",
+            "SELECT partner_id, call_id, tenant_id, subtenant_id, received_at FROM calls c"
+            " WHERE partner_id = $1 AND call_id = $2 AND tenant_id = $3 AND ($4::text IS NULL OR subtenant_id = $4)"
+            # The ledger row of an erased call stays (its id stays taken); the call does not.
+            " AND NOT EXISTS (SELECT 1 FROM erased_calls e"
+            " WHERE e.partner_id = c.partner_id AND e.call_id = c.call_id)",
             partner_id,
             call_id,
             tenant_id,
@@ -494,6 +662,8 @@ class GatewayRepository:
             return ("received" if ledger is not None else "not_found"), ledger
         if not (current.get("callback_url") or current.get("delivery_url")):
             return "no_callback", current
+        if current.get("transcript_purged_at") is not None or current.get("results_purged_at") is not None:
+            return "purged", current
         return "not_final", current
 
     async def enqueue_event(self, topic: str, key: str, payload: bytes) -> None:
@@ -505,6 +675,206 @@ class GatewayRepository:
             [payload],
             outbox_headers(1),
         )
+
+    # -- erasure -------------------------------------------------------------------------------
+
+    async def erase_call(
+        self, request: ErasureRequest, call_id: str, event: Callable[[ErasureCall], bytes]
+    ) -> tuple[str, dict[str, Any] | None]:
+        """Erase one call of the caller's scope. Returns ("erased", erasure), ("already", the
+        erasure that erased it earlier) or ("not_found", None)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT call_id, tenant_id, subtenant_id FROM calls WHERE partner_id = $1 AND call_id = $2"
+                " AND tenant_id = $3 AND ($4::text IS NULL OR subtenant_id = $4)",
+                request.partner_id,
+                call_id,
+                request.tenant_id,
+                request.subtenant_id,
+            )
+            if row is None:
+                return "not_found", None
+            await lock_call(conn, request.partner_id, call_id)
+            earlier = await conn.fetchval(
+                "SELECT erasure_id FROM erased_calls WHERE partner_id = $1 AND call_id = $2",
+                request.partner_id,
+                call_id,
+            )
+            if earlier is not None:
+                found = await conn.fetchrow(
+                    f"SELECT {_ERASURE_COLUMNS} FROM erasures WHERE erasure_id = $1",  # noqa: S608 - constant
+                    earlier,
+                )
+                return "already", dict(found) if found is not None else None
+            call = ErasureCall(row["call_id"], row["tenant_id"], row["subtenant_id"])
+            # A call's erasure is recorded in the call's own subtenant: who may see it is who may see the call.
+            scoped = dataclasses.replace(request, subtenant_id=call.subtenant_id)
+            return "erased", await self._erase(conn, scoped, [call], event)
+
+    async def erase_customer(
+        self,
+        request: ErasureRequest,
+        customer_key: bytes | None,
+        contact_key: bytes | None,
+        event: Callable[[ErasureCall], bytes],
+    ) -> dict[str, Any]:
+        """Erase every call of the scope whose customer id or contact number hashes to the given
+        keys (either matches), skipping calls erased meanwhile; returns the erasure."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT call_id, tenant_id, subtenant_id FROM calls"
+                " WHERE partner_id = $1 AND tenant_id = $2 AND ($3::text IS NULL OR subtenant_id = $3)"
+                " AND (customer_key = $4 OR contact_key = $5)",
+                request.partner_id,
+                request.tenant_id,
+                request.subtenant_id,
+                customer_key,
+                contact_key,
+            )
+            calls = sorted(
+                (ErasureCall(r["call_id"], r["tenant_id"], r["subtenant_id"]) for r in rows),
+                key=lambda c: call_key(request.partner_id, c.call_id),
+            )
+            for call in calls:
+                await lock_call(conn, request.partner_id, call.call_id)
+            erased = await conn.fetch(
+                "SELECT call_id FROM erased_calls WHERE partner_id = $1 AND call_id = ANY($2::text[])",
+                request.partner_id,
+                [c.call_id for c in calls],
+            )
+            gone = {r["call_id"] for r in erased}
+            return await self._erase(conn, request, [c for c in calls if c.call_id not in gone], event)
+
+    async def _erase(
+        self,
+        conn: asyncpg.Connection,
+        request: ErasureRequest,
+        calls: list[ErasureCall],
+        event: Callable[[ErasureCall], bytes],
+    ) -> dict[str, Any]:
+        """In the caller's transaction, with every call's lock held: the audit row, the calls it
+        covers, the tombstones, the deletions, and one ``calls.erased.v1`` per call in the outbox."""
+        ids = [c.call_id for c in calls]
+        erasure = await conn.fetchrow(
+            "INSERT INTO erasures (erasure_id, partner_id, tenant_id, subtenant_id, scope, selector, requested_by,"  # noqa: S608
+            " requested_at, calls, completed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+            " CASE WHEN $9::int = 0 THEN $8::timestamptz END)"
+            f" RETURNING {_ERASURE_COLUMNS}",
+            request.erasure_id,
+            request.partner_id,
+            request.tenant_id,
+            request.subtenant_id,
+            request.scope,
+            request.selector,
+            request.requested_by,
+            request.requested_at,
+            len(calls),
+        )
+        if calls:
+            await conn.execute(
+                "INSERT INTO erasure_calls (erasure_id, partner_id, call_id) SELECT $1, $2, unnest($3::text[])",
+                request.erasure_id,
+                request.partner_id,
+                ids,
+            )
+            await conn.execute(
+                "INSERT INTO erased_calls (partner_id, call_id, erasure_id, erased_at)"
+                " SELECT $1, unnest($2::text[]), $3, $4 ON CONFLICT (partner_id, call_id) DO NOTHING",
+                request.partner_id,
+                ids,
+                request.erasure_id,
+                request.requested_at,
+            )
+            await _erase_rows(conn, request.partner_id, ids)
+            await conn.execute(_FORGET_KEYS, request.partner_id, ids)
+            await conn.execute(
+                "INSERT INTO outbox (topic, keys, payloads, headers) VALUES ($1, $2, $3, $4)",
+                request.topic,
+                [call_key(request.partner_id, c) for c in ids],
+                [event(c) for c in calls],
+                outbox_headers(len(calls)),
+            )
+        if erasure is None:  # an INSERT with RETURNING always returns its row
+            raise RuntimeError("erasure insert returned no row")
+        return dict(erasure)
+
+    async def find_erasure(
+        self, partner_id: str, erasure_id: uuid.UUID, tenant_id: str, subtenant_id: str | None
+    ) -> dict[str, Any] | None:
+        """The erasure with its confirmations by service, within the caller's partner and tenant
+        (and, with a subtenant, only erasures of that subtenant)."""
+        row = await self._pool.fetchrow(
+            f"SELECT {_ERASURE_COLUMNS} FROM erasures"  # noqa: S608 - constant column list
+            " WHERE erasure_id = $1 AND partner_id = $2 AND tenant_id = $3"
+            " AND ($4::text IS NULL OR subtenant_id = $4)",
+            erasure_id,
+            partner_id,
+            tenant_id,
+            subtenant_id,
+        )
+        if row is None:
+            return None
+        confirmed = await self._pool.fetch(
+            "SELECT c.service, count(*) AS n FROM erasure_confirmations c"
+            " JOIN erasure_calls ec ON ec.erasure_id = c.erasure_id AND ec.call_id = c.call_id"
+            " WHERE c.erasure_id = $1 GROUP BY c.service",
+            erasure_id,
+        )
+        return {**dict(row), "confirmed": {r["service"]: int(r["n"]) for r in confirmed}}
+
+    async def call_erased(self, partner_id: str, call_id: str, erasure_id: uuid.UUID) -> dict[str, int]:
+        """The read model's side of ``calls.erased.v1``: under the call's lock, remove again
+        whatever a projection racing the erasure wrote, keep the tombstone, and record the
+        gateway's confirmation (idempotent: a redelivery removes nothing and confirms nothing new)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await lock_call(conn, partner_id, call_id)
+            await conn.execute(
+                "INSERT INTO erased_calls (partner_id, call_id, erasure_id) VALUES ($1, $2, $3)"
+                " ON CONFLICT (partner_id, call_id) DO NOTHING",
+                partner_id,
+                call_id,
+                erasure_id,
+            )
+            removed = await _erase_rows(conn, partner_id, [call_id])
+            await conn.execute(_FORGET_KEYS, partner_id, [call_id])
+            await self._confirm(conn, erasure_id, call_id, "gateway", removed)
+        return removed
+
+    async def record_confirmation(
+        self, erasure_id: uuid.UUID, call_id: str, service: str, removed: dict[str, int]
+    ) -> bool:
+        """Record one service's confirmation; returns whether the erasure is now complete."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            return await self._confirm(conn, erasure_id, call_id, service, removed)
+
+    async def _confirm(
+        self, conn: asyncpg.Connection, erasure_id: uuid.UUID, call_id: str, service: str, removed: dict[str, int]
+    ) -> bool:
+        await conn.execute("SELECT 1 FROM erasures WHERE erasure_id = $1 FOR UPDATE", erasure_id)
+        await conn.execute(_RECORD_CONFIRMATION, erasure_id, call_id, service, removed)
+        status = await conn.execute(_COMPLETE_ERASURE, erasure_id, list(ERASURE_SERVICES))
+        return bool(status.endswith(" 1"))
+
+    # -- retention ------------------------------------------------------------------------------
+
+    async def purge_expired(self, now: datetime) -> dict[str, int]:
+        """Purge what retention says has expired by ``now``: transcripts (from the result and the
+        dashboard), results (the result and the dashboard's details) and recordings (dashboard
+        playback), each marked purged; idempotent, in batches. Returns counts by part."""
+        removed = {}
+        for part, sql in (
+            ("results", _PURGE_RESULTS),
+            ("transcripts", _PURGE_TRANSCRIPTS),
+            ("recordings", _PURGE_RECORDINGS),
+        ):
+            total = 0
+            while True:
+                n = int(await self._pool.fetchval(sql, now, _PURGE_BATCH))
+                total += n
+                if n < _PURGE_BATCH:
+                    break
+            removed[part] = total
+        return removed
 
     # -- administration -----------------------------------------------------------------------
 

@@ -265,6 +265,11 @@ async def test_an_accepted_call_not_consumed_yet_answers_received_from_the_ledge
         },
         "result": None,
         "error": None,
+        "data_protection": {
+            "retention": {
+                part: {"expires_at": None, "purged_at": None} for part in ("recording", "transcript", "results")
+            }
+        },
         "callback": None,
     }
     # A progress event that overtakes the ingested event takes its received time from the ledger.

@@ -15,23 +15,37 @@ import functools
 from collections.abc import Sequence
 from typing import Protocol
 
-from schemas.events import TOPIC_ANALYZED, TOPIC_FAILED, TOPIC_FETCHED, TOPIC_INGESTED, AnyEvent
+from schemas.events import (
+    TOPIC_ANALYZED,
+    TOPIC_ERASED,
+    TOPIC_FAILED,
+    TOPIC_FETCHED,
+    TOPIC_INGESTED,
+    AnyEvent,
+    CallErased,
+)
 from services.common.consumer import ConsumerSettings, dead_letter_topic
 from services.common.kafka import TopicSpec
 from services.common.worker import KafkaWorker
 from services.gateway.config import GatewaySettings
 from services.gateway.dashboard.facts import CallFact, fact_of
 
-TOPICS = (TOPIC_INGESTED, TOPIC_FETCHED, TOPIC_ANALYZED, TOPIC_FAILED)
+TOPICS = (TOPIC_INGESTED, TOPIC_FETCHED, TOPIC_ANALYZED, TOPIC_FAILED, TOPIC_ERASED)
 GROUP_ID = "gateway-dashboard"
 
 
 class FactStore(Protocol):
     async def fold(self, fact: CallFact) -> bool: ...
+    async def erase(self, partner_id: str, call_id: str) -> bool: ...
 
 
 async def project(event: AnyEvent, store: FactStore) -> Sequence[AnyEvent]:
-    """Consumer handler: fold the event into the dashboard's tables; publishes nothing."""
+    """Consumer handler: fold the event into the dashboard's tables; publishes nothing. An
+    erased call's row is deleted (again: the erasure request already did), and nothing of an
+    erased call is folded afterwards."""
+    if isinstance(event, CallErased):
+        await store.erase(event.partner_id, event.call_id)
+        return []
     fact = fact_of(event)
     if fact is not None:
         await store.fold(fact)

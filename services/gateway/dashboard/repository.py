@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from services.common.erasure import is_erased, lock_call
 from services.gateway.dashboard.facts import (
     LENGTH_BANDS,
     SCORE_BANDS,
@@ -323,7 +324,7 @@ ON CONFLICT (partner_id, call_id) DO UPDATE SET
     customer_name = coalesce(d.customer_name, excluded.customer_name),
     started_at = coalesce(d.started_at, excluded.started_at),
     duration_s = coalesce(d.duration_s, excluded.duration_s),
-    details = coalesce(d.details, excluded.details),
+    details = CASE WHEN d.results_purged_at IS NOT NULL THEN d.details ELSE coalesce(d.details, excluded.details) END,
     status = CASE WHEN excluded.status_rank > d.status_rank THEN excluded.status ELSE d.status END,
     status_rank = greatest(d.status_rank, excluded.status_rank),
     -- A call that failed first stays failed: a late analysis is not shown or counted.
@@ -336,7 +337,7 @@ ON CONFLICT (partner_id, call_id) DO UPDATE SET
                         ELSE coalesce(d.fatal_failed, excluded.fatal_failed) END,
     talk_ratio = CASE WHEN d.status = 'failed' THEN d.talk_ratio ELSE coalesce(d.talk_ratio, excluded.talk_ratio) END,
     concerns = CASE WHEN d.status = 'failed' THEN d.concerns ELSE coalesce(d.concerns, excluded.concerns) END,
-    blob_uri = coalesce(d.blob_uri, excluded.blob_uri),
+    blob_uri = CASE WHEN d.recording_purged_at IS NOT NULL THEN NULL ELSE coalesce(d.blob_uri, excluded.blob_uri) END,
     media_type = coalesce(d.media_type, excluded.media_type),
     updated_at = now()
 """
@@ -475,8 +476,12 @@ class DashboardRepository:
     # -- the fold ------------------------------------------------------------------------------
 
     async def fold(self, fact: CallFact) -> bool:
-        """Fold one event's fact; returns whether this fold counted the call in the aggregates."""
+        """Fold one event's fact; returns whether this fold counted the call in the aggregates.
+        Nothing of an erased call is folded (checked under the call's erasure lock)."""
         async with self._pool.acquire() as conn, conn.transaction():
+            await lock_call(conn, fact.partner_id, fact.call_id)
+            if await is_erased(conn, fact.partner_id, fact.call_id):
+                return False
             await conn.execute(_UPSERT_CALL, *_call_args(fact))
             counted = await conn.fetchrow(_COUNT_ONCE, fact.partner_id, fact.call_id)
             if counted is not None:
@@ -489,6 +494,19 @@ class DashboardRepository:
                     _UPSERT_AGENT, fact.partner_id, fact.tenant_id, fact.subtenant_id, fact.agent_id, fact.agent_name
                 )
         return counted is not None
+
+    async def erase(self, partner_id: str, call_id: str) -> bool:
+        """Delete an erased call's row; returns whether there was one. The aggregates keep the
+        call's counts: they are anonymous (counts and sums by agent, day and band, no customer
+        data), and a call's exact contribution cannot be rebuilt to subtract it (its rubric
+        scores are not kept), so subtracting would risk wrong charts for no privacy gain. The
+        call's tombstone keeps it from being counted again."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await lock_call(conn, partner_id, call_id)
+            status = await conn.execute(
+                "DELETE FROM dashboard_calls WHERE partner_id = $1 AND call_id = $2", partner_id, call_id
+            )
+        return bool(status.endswith(" 1"))
 
     # -- embedding -----------------------------------------------------------------------------
 

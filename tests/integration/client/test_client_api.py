@@ -141,3 +141,34 @@ async def test_analysis_configuration_round_trip(api: AsyncClient) -> None:
     sub = await api.set_analysis_config({"channels": {"left": "customer", "right": "agent"}}, scope="subtenant")
     assert sub.source == "subtenant" and sub.effective.labels == ["Needs", "Budget"]
     assert (await api.get_analysis_config()).config_id == sub.config_id != view.config_id
+
+
+async def test_erasure_methods(api: AsyncClient, make_client: Callable[..., AsyncClient], database_url: str) -> None:
+    item = call_item(customer__id="client-erase-1", call__contact_number="+15551230000")
+    other = call_item(customer__id="client-keep-2", call__contact_number="+15551239999")
+    await api.ingest_batch([item, other])
+    accepted = await api.erase_call(item["call"]["id"])
+    assert accepted.status == "pending" and accepted.calls == 1 and accepted.erasure_id
+    assert (await api.erase_call(item["call"]["id"])).erasure_id == accepted.erasure_id
+    with pytest.raises(NotFound):
+        await api.get_call(item["call"]["id"])
+    with pytest.raises(NotFound):
+        await api.erase_call("no-such-call")
+    erasure = await api.get_erasure(accepted.erasure_id)
+    assert erasure.scope == "call" and erasure.calls == 1 and not erasure.is_completed
+    assert set(erasure.services) == {"gateway", "fetcher", "analyzer", "notifier"}
+    with pytest.raises(NotFound):
+        await api.get_erasure("00000000-0000-4000-8000-000000000000")
+
+    by_number = await api.erase_customer(contact_number="+1 555 123 9999")
+    assert by_number.calls == 1
+    nothing = await api.erase_customer(customer_id="client-erase-1")  # already erased above
+    assert nothing.calls == 0 and nothing.status == "completed"
+    assert (await api.get_erasure(nothing.erasure_id)).is_completed
+    with pytest.raises(ValidationFailed) as refused:
+        await api.erase_customer(contact_number="none")
+    assert refused.value.errors[0].field == "contact_number"
+    outsider = make_client(await create_partner(database_url))
+    with pytest.raises(NotFound):
+        await outsider.get_erasure(accepted.erasure_id)
+    await outsider.aclose()

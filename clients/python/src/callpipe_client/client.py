@@ -40,6 +40,8 @@ from callpipe_client.models import (
     ConfigView,
     DashboardSessionsRevoked,
     DashboardToken,
+    Erasure,
+    ErasureAccepted,
     Redelivery,
     utc_timestamp,
 )
@@ -48,6 +50,7 @@ from callpipe_client.validation import MAX_BATCH_CALLS, batch_body, encode_item,
 INGEST_PATH = "/api/v1/partner/ingest/batch-call"
 CALLS_PATH = "/api/v1/partner/calls"
 CONFIG_PATH = "/api/v1/partner/analysis-config"
+ERASURES_PATH = "/api/v1/partner/erasures"
 DASHBOARD_TOKEN_PATH = "/api/v1/partner/dashboard/auth/token"  # noqa: S105 - a path
 DASHBOARD_REVOKE_PATH = "/api/v1/partner/dashboard/sessions/revoke"
 
@@ -200,6 +203,26 @@ def _data(response: httpx.Response) -> Any:
     return body["data"]
 
 
+def _top(response: httpx.Response, key: str | None = None) -> Any:
+    """The body of a response whose fields sit beside ``success`` (the erasure endpoints), or
+    its ``key`` member."""
+    body = _decode(response)
+    if not isinstance(body, dict) or (key is not None and key not in body):
+        raise ApiError(response.status_code, "unexpected response body", body=body)
+    return body[key] if key is not None else body
+
+
+def _erasure_body(customer_id: str | None, contact_number: str | None) -> bytes:
+    if customer_id is None and contact_number is None:
+        raise ConfigurationError("give customer_id, contact_number or both")
+    document = {k: v for k, v in (("customer_id", customer_id), ("contact_number", contact_number)) if v is not None}
+    return json.dumps(document).encode()
+
+
+def erasure_path(erasure_id: str) -> str:
+    return f"{ERASURES_PATH}/{quote(erasure_id, safe='')}"
+
+
 def _batch(items: Sequence[CallItem | Mapping[str, Any]]) -> bytes:
     if not 1 <= len(items) <= MAX_BATCH_CALLS:
         raise ValueError(f"a batch holds 1 to {MAX_BATCH_CALLS} calls; use submit_calls for more")
@@ -324,6 +347,21 @@ class Client(_Base):
     def redeliver_callback(self, call_id: str) -> Redelivery:
         """Deliver the call's callback again (``Conflict`` while a delivery is still under way)."""
         return Redelivery.model_validate(_data(self.request("POST", call_path(call_id, "/callback/redeliver"))))
+
+    def erase_call(self, call_id: str) -> ErasureAccepted:
+        """Erase the call everywhere (``NotFound`` outside the tenant, and subtenant when set);
+        erasing it again returns the same erasure."""
+        return ErasureAccepted.model_validate(_top(self.request("DELETE", call_path(call_id))))
+
+    def erase_customer(self, *, customer_id: str | None = None, contact_number: str | None = None) -> ErasureAccepted:
+        """Erase every call of the customer whose id OR contact number matches, in the tenant
+        (only the client's subtenant when one is set)."""
+        response = self.request("POST", ERASURES_PATH, content=_erasure_body(customer_id, contact_number))
+        return ErasureAccepted.model_validate(_top(response))
+
+    def get_erasure(self, erasure_id: str) -> Erasure:
+        """The erasure's status and each service's confirmations."""
+        return Erasure.model_validate(_top(self.request("GET", erasure_path(erasure_id)), "erasure"))
 
     def get_analysis_config(self) -> ConfigView:
         return ConfigView.model_validate(_data(self.request("GET", CONFIG_PATH, subtenant_required=True)))
@@ -519,6 +557,23 @@ class AsyncClient(_Base):
     async def redeliver_callback(self, call_id: str) -> Redelivery:
         response = await self.request("POST", call_path(call_id, "/callback/redeliver"))
         return Redelivery.model_validate(_data(response))
+
+    async def erase_call(self, call_id: str) -> ErasureAccepted:
+        """Erase the call everywhere (``NotFound`` outside the tenant, and subtenant when set);
+        erasing it again returns the same erasure."""
+        return ErasureAccepted.model_validate(_top(await self.request("DELETE", call_path(call_id))))
+
+    async def erase_customer(
+        self, *, customer_id: str | None = None, contact_number: str | None = None
+    ) -> ErasureAccepted:
+        """Erase every call of the customer whose id OR contact number matches, in the tenant
+        (only the client's subtenant when one is set)."""
+        response = await self.request("POST", ERASURES_PATH, content=_erasure_body(customer_id, contact_number))
+        return ErasureAccepted.model_validate(_top(response))
+
+    async def get_erasure(self, erasure_id: str) -> Erasure:
+        """The erasure's status and each service's confirmations."""
+        return Erasure.model_validate(_top(await self.request("GET", erasure_path(erasure_id)), "erasure"))
 
     async def get_analysis_config(self) -> ConfigView:
         return ConfigView.model_validate(_data(await self.request("GET", CONFIG_PATH, subtenant_required=True)))

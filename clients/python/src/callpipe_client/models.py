@@ -118,6 +118,9 @@ class AnalysisConfig(BaseModel):
     labels: list[str] | None = None
     rubric: list[RubricParameter] | None = None
     channels: ChannelMap | None = None
+    #: ``{"retention": {"recording_days", "transcript_days", "results_days"}, "redaction": {...}}``;
+    #: each key left out is inherited, a retention period set to None keeps that part until erased.
+    data_protection: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
@@ -237,6 +240,23 @@ class CallbackDelivery(_Open):
     attempts: list[DeliveryAttempt] = Field(default_factory=list)
 
 
+class RetentionPart(_Open):
+    """When one part of a call (recording, transcript, results) expires and when it was purged."""
+
+    expires_at: datetime | None = None
+    purged_at: datetime | None = None
+
+
+class CallRetention(_Open):
+    recording: RetentionPart = Field(default_factory=RetentionPart)
+    transcript: RetentionPart = Field(default_factory=RetentionPart)
+    results: RetentionPart = Field(default_factory=RetentionPart)
+
+
+class CallDataProtection(_Open):
+    retention: CallRetention = Field(default_factory=CallRetention)
+
+
 class CallStatus(_Open):
     """``GET /api/v1/partner/calls/{id}``."""
 
@@ -249,6 +269,7 @@ class CallStatus(_Open):
     result: AnalysisResult | None = None
     error: CallError | None = None
     callback: CallbackDelivery | None = None
+    data_protection: CallDataProtection | None = None
 
     @property
     def is_final(self) -> bool:
@@ -286,6 +307,38 @@ class Redelivery(_Open):
     delivery_id: str | None = None
     requested_at: datetime | None = None
     command_id: str | None = None
+
+
+class ErasureAccepted(_Open):
+    """``202`` of ``DELETE /calls/{id}`` and ``POST /erasures``: the erasure, its status
+    (``pending`` until every service confirmed, ``completed`` at once for 0 calls) and how many
+    calls it covers."""
+
+    erasure_id: str
+    status: str
+    calls: int
+
+
+class ServiceConfirmations(_Open):
+    confirmed: int
+    of: int
+
+
+class Erasure(_Open):
+    """``GET /api/v1/partner/erasures/{id}``: scope (``call`` or ``customer``), status and, per
+    service (gateway, fetcher, analyzer, notifier), how many of the calls it confirmed erasing."""
+
+    erasure_id: str
+    scope: str
+    status: str
+    requested_at: datetime | None = None
+    completed_at: datetime | None = None
+    calls: int
+    services: dict[str, ServiceConfirmations] = Field(default_factory=dict)
+
+    @property
+    def is_completed(self) -> bool:
+        return self.status == "completed"
 
 
 class DashboardToken(_Open):
