@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -26,6 +26,7 @@ from schemas.events import (
     CallErasureConfirmed,
     CallErasureConfirmedPayload,
     ErasureService,
+    call_key,
     follow_up,
 )
 from services.common.backoff import Backoff
@@ -35,10 +36,35 @@ log = logging.getLogger(__name__)
 _CONFIRMATION_NAMESPACE = uuid.UUID("0c2f5a7e-91d4-4b8e-a6f3-5d8e1b2c4a90")
 
 
+# The advisory lock of a call: its key (``call_key``) hashed with a seed of our own. Both
+# statements must take the same lock for the same call.
+_LOCK_ONE = "SELECT pg_advisory_xact_lock(hashtextextended($1, 7340))"
+_LOCK_MANY = """
+SELECT count(pg_advisory_xact_lock(hashtextextended(k, 7340)))
+FROM (SELECT k FROM unnest($1::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n) AS ordered
+"""
+
+
 async def lock_call(conn: asyncpg.Connection, partner_id: str, call_id: str) -> None:
     """Serialise, until the end of the current transaction, every transaction that stores data
     of this call or erases it (a transaction-scoped advisory lock on the call's key)."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7340))", f"{partner_id}/{call_id}")
+    await conn.execute(_LOCK_ONE, call_key(partner_id, call_id))
+
+
+async def lock_calls(conn: asyncpg.Connection, calls: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """``lock_call`` for many (partner_id, call_id) at once, in key order (so concurrent
+    transactions cannot deadlock), in one round trip; returns those among them that are erased."""
+    unique = sorted({call_key(p, c): (p, c) for p, c in calls}.items())
+    if not unique:
+        return set()
+    await conn.fetchval(_LOCK_MANY, [k for k, _ in unique])
+    rows = await conn.fetch(
+        "SELECT e.partner_id, e.call_id FROM erased_calls e"
+        " JOIN unnest($1::text[], $2::text[]) AS t(partner_id, call_id) USING (partner_id, call_id)",
+        [p for _, (p, _c) in unique],
+        [c for _, (_p, c) in unique],
+    )
+    return {(r["partner_id"], r["call_id"]) for r in rows}
 
 
 async def is_erased(conn: asyncpg.Connection | asyncpg.Pool, partner_id: str, call_id: str) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from schemas.events import ERASURE_SERVICES, call_key
-from services.common.erasure import lock_call
+from services.common.erasure import lock_call, lock_calls
 from services.common.outbox import outbox_headers
 
 
@@ -297,30 +297,6 @@ def _attempt_args(change: StatusChange, d: DeliveryChange) -> tuple[Any, ...]:
     )
 
 
-# The same advisory lock as ``services.common.erasure.lock_call`` (same key text, same hash and
-# seed), taken for a whole batch in one round trip, in the order given.
-_LOCK_CALLS = """
-SELECT count(pg_advisory_xact_lock(hashtextextended(k, 7340)))
-FROM (SELECT k FROM unnest($1::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n) AS ordered
-"""
-
-
-async def _lock_calls(conn: asyncpg.Connection, calls: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Take every call's erasure lock (in key order, so concurrent transactions cannot deadlock)
-    until the end of the transaction; returns the calls among them that are erased."""
-    unique = sorted({call_key(p, c): (p, c) for p, c in calls}.items())
-    if not unique:
-        return set()
-    await conn.fetchval(_LOCK_CALLS, [k for k, _ in unique])
-    rows = await conn.fetch(
-        "SELECT e.partner_id, e.call_id FROM erased_calls e"
-        " JOIN unnest($1::text[], $2::text[]) AS t(partner_id, call_id) USING (partner_id, call_id)",
-        [p for _, (p, _c) in unique],
-        [c for _, (_p, c) in unique],
-    )
-    return {(r["partner_id"], r["call_id"]) for r in rows}
-
-
 @dataclass(frozen=True)
 class ErasureCall:
     """A call an erasure covers: identity and tenancy (from the ledger), nothing personal."""
@@ -532,7 +508,7 @@ class GatewayRepository:
         lock is taken first and erased calls are left out, so a late event cannot bring back a
         call an erasure removed (see ``services.common.erasure``)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            erased = await _lock_calls(conn, [(c.partner_id, c.call_id) for c, _ in changes])
+            erased = await lock_calls(conn, [(c.partner_id, c.call_id) for c, _ in changes])
             kept = [(c, d) for c, d in changes if (c.partner_id, c.call_id) not in erased]
             if not kept:
                 return
