@@ -108,3 +108,40 @@ async def test_the_blocking_client_and_the_commands_over_a_socket(
     stopped = environment(f"http://127.0.0.1:{closed_port()}", partner)
     code, _, err = cli(stopped, "--timeout", "2", "status", "x")
     assert code == 5 and "ConnectError" in err
+
+
+async def test_erase_commands(gateway_settings: GatewaySettings, database_url: str, tmp_path: Path) -> None:
+    """`callpipe erase` and `callpipe erasure` against the gateway alone: the erasure is accepted
+    and stays pending (no worker runs here to confirm it), which `--wait --timeout` reports."""
+    partner = await create_partner(database_url)
+    item = call_item(customer__id="cust-erase-cli")
+    with gateway_process(gateway_settings, tmp_path / "gateway.log") as url:
+        env = environment(url, partner)
+        code, out, err = cli(env, "--json", "submit", "-", "--no-journal", stdin=json.dumps(item).encode() + b"\n")
+        assert code == 0, err
+
+        code, out, err = cli(env, "--json", "erase", item["call"]["id"])
+        assert code == 0, err
+        accepted = json.loads(out)
+        assert accepted["calls"] == 1 and accepted["status"] == "pending"
+        code, out, err = cli(env, "--json", "erase", item["call"]["id"])  # again: the same erasure
+        assert code == 0 and json.loads(out)["erasure_id"] == accepted["erasure_id"], err
+
+        code, out, err = cli(env, "erasure", accepted["erasure_id"])
+        assert code == 0, err
+        assert accepted["erasure_id"] in out and "pending" in out and "call" in out
+        code, out, err = cli(env, "--json", "erasure", accepted["erasure_id"], "--wait", "--timeout", "1")
+        assert code == 6 and json.loads(out)["status"] == "pending", (code, err)
+
+        code, out, err = cli(env, "--json", "erase", "--customer-id", "nobody-here")
+        assert code == 0 and json.loads(out) | {"erasure_id": ""} == {
+            "erasure_id": "",
+            "calls": 0,
+            "status": "completed",
+        }
+        code, out, err = cli(env, "status", item["call"]["id"])
+        assert code == 4 and "Call not found" in err, (code, err)
+        code, out, err = cli(env, "erase", "unknown-call")
+        assert code == 4, (code, err)
+        code, out, err = cli(env, "erase")
+        assert code == 2 and "call id" in err, (code, err)

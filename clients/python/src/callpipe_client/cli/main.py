@@ -6,6 +6,7 @@
     callpipe status call123 | list --status failed | redeliver call123
     callpipe verify-webhook --body body.json --headers headers.txt
     callpipe config get | config set --scope tenant config.json
+    callpipe erase call123 --wait | erase --customer-id cust-7 | erasure ERASURE_ID
 
 Human output on a terminal; ``--json`` for scripts (stdout carries only JSON). Exit codes:
 0 success; 1 done, but some calls were rejected or failed (or a webhook did not verify);
@@ -46,11 +47,12 @@ from callpipe_client.cli.common import (
     read_text,
 )
 from callpipe_client.cli.submit import cmd_submit
+from callpipe_client.client import AsyncClient
 from callpipe_client.errors import CallpipeError
 from callpipe_client.export import flatten, write_csv
 from callpipe_client.inputs import InputError
 from callpipe_client.journal import default_path, load
-from callpipe_client.models import FINAL_STATUSES, STATUSES, CallStatus, CallSummary
+from callpipe_client.models import FINAL_STATUSES, STATUSES, CallStatus, CallSummary, Erasure
 from callpipe_client.tracking import Tracker
 from callpipe_client.webhooks import Webhook
 
@@ -112,6 +114,62 @@ async def cmd_redeliver(cli: Cli) -> int:
         text = f"Redelivery of {done.call_id}'s callback requested"
         cli.out.print(f"{text} (delivery {done.delivery_id}, command {done.command_id}).", markup=False)
     return EXIT_OK
+
+
+async def cmd_erase(cli: Cli) -> int:
+    """Erase one call, or every call of a customer; ``--wait`` follows the erasure until every
+    service confirmed (exit 6 past ``--timeout``)."""
+    args = cli.args
+    if bool(args.call_id) == bool(args.customer_id or args.contact_number):
+        raise ValueError("give a call id, or --customer-id and/or --contact-number (not both)")
+    async with cli.client() as client:
+        if args.call_id:
+            accepted = await client.erase_call(args.call_id)
+        else:
+            accepted = await client.erase_customer(customer_id=args.customer_id, contact_number=args.contact_number)
+        if not args.wait:
+            if cli.json:
+                cli.emit(accepted.model_dump(mode="json", exclude={"success"}))
+            else:
+                cli.out.print(
+                    f"Erasure {accepted.erasure_id}: {accepted.calls} call(s), {accepted.status}.", markup=False
+                )
+            return EXIT_OK
+        return await _follow_erasure(cli, client, accepted.erasure_id)
+
+
+async def cmd_erasure(cli: Cli) -> int:
+    async with cli.client() as client:
+        if cli.args.wait:
+            return await _follow_erasure(cli, client, cli.args.erasure_id)
+        erasure = await client.get_erasure(cli.args.erasure_id)
+    _show_erasure(cli, erasure)
+    return EXIT_OK
+
+
+async def _follow_erasure(cli: Cli, client: AsyncClient, erasure_id: str) -> int:
+    deadline = None if cli.args.timeout is None else time.monotonic() + cli.args.timeout
+    while True:
+        erasure = await client.get_erasure(erasure_id)
+        if erasure.is_completed:
+            _show_erasure(cli, erasure)
+            return EXIT_OK
+        if deadline is not None and time.monotonic() >= deadline:
+            _show_erasure(cli, erasure)
+            return EXIT_TIMEOUT
+        await asyncio.sleep(1.0)
+
+
+def _show_erasure(cli: Cli, erasure: Erasure) -> None:
+    if cli.json:
+        cli.emit(erasure.model_dump(mode="json"))
+        return
+    services = ", ".join(f"{name} {s.confirmed}/{s.of}" for name, s in sorted(erasure.services.items()))
+    cli.out.print(
+        f"Erasure {erasure.erasure_id} ({erasure.scope}, {erasure.calls} call(s)): {erasure.status}"
+        + (f"; confirmed by {services}" if services else ""),
+        markup=False,
+    )
 
 
 async def cmd_config(cli: Cli) -> int:
@@ -393,6 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--secret-file", help="file with the whsec_ secret(s) (default: CALLPIPE_WEBHOOK_SECRET)")
     v.add_argument("--any-age", action="store_true", help="accept an old timestamp (a saved callback)")
 
+    _erasure_parsers(sub)
+
     c = sub.add_parser("config", help="the analysis configuration")
     csub = c.add_subparsers(dest="action", required=True, metavar="ACTION")
     csub.add_parser("get", help="the configuration in effect")
@@ -403,6 +463,19 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--channels", help="LEFT,RIGHT parties, e.g. agent,customer")
     cs.add_argument("--clear", action="store_true", help="clear the level (inherit everything)")
     return p
+
+
+def _erasure_parsers(sub: Any) -> None:
+    er = sub.add_parser("erase", help="erase a call, or every call of a customer, in every service")
+    er.add_argument("call_id", nargs="?", help="the call to erase")
+    er.add_argument("--customer-id", help="erase every call of this customer id ...")
+    er.add_argument("--contact-number", help="... or of this contact number (either matches)")
+    er.add_argument("--wait", action="store_true", help="follow the erasure until every service confirmed")
+    er.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds (exit 6)")
+    es = sub.add_parser("erasure", help="an erasure's status and each service's confirmations")
+    es.add_argument("erasure_id")
+    es.add_argument("--wait", action="store_true", help="follow it until every service confirmed")
+    es.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds (exit 6)")
 
 
 def _submit_parser(sub: Any) -> None:
@@ -441,6 +514,8 @@ COMMANDS = {
     "export": cmd_export,
     "redeliver": cmd_redeliver,
     "config": cmd_config,
+    "erase": cmd_erase,
+    "erasure": cmd_erasure,
 }
 
 
