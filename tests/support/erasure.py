@@ -16,12 +16,16 @@ from schemas.events import CallErased, CallErasedPayload, call_key, follow_up
 _KEYED = {"outbox_dead": "key"}
 
 
-def with_retention(event: Any, **days: float | None) -> Any:
-    """``event`` (an ingested event) whose snapshotted configuration keeps its data ``days``
-    (``recording_days``, ``transcript_days``, ``results_days``)."""
+def retention_snapshot(**days: float | None) -> ConfigSnapshot:
+    """The default configuration keeping a call's data ``days`` (``recording_days``,
+    ``transcript_days``, ``results_days``), as the gateway snapshots it into the ingested event."""
     config = DEFAULT_CONFIG.model_copy(update={"data_protection": DataProtection(retention=Retention(**days))})
-    snapshot = ConfigSnapshot(config_id=config.config_id(), config=config, source="tenant")
-    payload = event.payload.model_copy(update={"analysis_config": snapshot})
+    return ConfigSnapshot(config_id=config.config_id(), config=config, source="tenant")
+
+
+def with_retention(event: Any, **days: float | None) -> Any:
+    """``event`` (an ingested event) whose snapshotted configuration keeps its data ``days``."""
+    payload = event.payload.model_copy(update={"analysis_config": retention_snapshot(**days)})
     return event.model_copy(update={"payload": payload})
 
 
