@@ -12,12 +12,28 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from schemas.events import CallErasureConfirmed, CallFetched
+from schemas.events import (
+    TOPIC_ERASED,
+    TOPIC_ERASURE_CONFIRMED,
+    TOPIC_FETCHED,
+    TOPIC_INGESTED,
+    CallErasureConfirmed,
+    CallFetched,
+    dump_event,
+    parse_event,
+)
+from services.common.blobs import FilesystemBlobStore
+from services.common.kafka import TopicSpec, ensure_topics, make_producer
 from services.fetcher import handlers
 from services.fetcher.handlers import handle_ingested
 from tests.factories import ingested_event
+from tests.integration.fetcher.conftest import fetcher_env
+from tests.integration.notifier.conftest import eventually
 from tests.support import audio
 from tests.support.erasure import erased_event, rows_of_call, with_retention
+from tests.support.infra import free_port
+from tests.support.kafka import consume
+from tests.support.processes import service_process
 from tests.support.recordings import RecordingHost
 
 
@@ -166,3 +182,46 @@ async def test_the_recording_expiry_follows_the_snapshot_or_the_defaults(
     assert expiries[kept.call_id] is None
     expected = plain.payload.received_at + timedelta(days=30)
     assert expiries[plain.call_id] == expected
+
+
+@pytest.mark.slow
+async def test_the_fetcher_process_purges_on_its_schedule_and_confirms_an_erasure_on_kafka(
+    infra, database_url: str, topic_prefix: str, tmp_path, host: RecordingHost, recording: bytes
+) -> None:
+    event = with_retention(
+        ingested_event(call__recording_url=host.add("kafka.mp3", recording, "audio/mpeg"), partner_id="ptn_fx_kafka"),
+        recording_days=0.00001,  # under a second
+    )
+    await ensure_topics(infra.kafka_bootstrap, [TopicSpec(topic_prefix + t, 3) for t in (TOPIC_INGESTED, TOPIC_ERASED)])
+    producer = make_producer(infra.kafka_bootstrap, "test")
+    await producer.start()
+    port = free_port()
+    env = {**fetcher_env(infra, database_url, topic_prefix, tmp_path, port), "RETENTION_PURGE_INTERVAL_S": "0.3"}
+    conn = await asyncpg.connect(database_url)
+    try:
+        with service_process("fetcher", env, port, tmp_path / "fetcher.log"):
+            await producer.send_and_wait(topic_prefix + TOPIC_INGESTED, dump_event(event), key=event.key())
+            [record] = await consume(infra.kafka_bootstrap, topic_prefix + TOPIC_FETCHED, 1, timeout=60)
+            fetched = parse_event(record.value)
+            assert isinstance(fetched, CallFetched)
+
+            async def purged() -> bool | None:
+                at = await conn.fetchval(
+                    "SELECT recording_purged_at FROM fetcher.fetches WHERE call_id = $1", event.call_id
+                )
+                return True if at is not None else None
+
+            await eventually(purged, 30)
+            assert not await FilesystemBlobStore(tmp_path / "blobs").exists(fetched.payload.sha256)
+
+            erasure = erased_event(event)
+            await producer.send_and_wait(topic_prefix + TOPIC_ERASED, dump_event(erasure), key=erasure.key())
+            [confirmed] = await consume(infra.kafka_bootstrap, topic_prefix + TOPIC_ERASURE_CONFIRMED, 1, timeout=60)
+        done = parse_event(confirmed.value)
+        assert isinstance(done, CallErasureConfirmed) and confirmed.key == event.key()
+        assert (done.payload.service, done.payload.erasure_id) == ("fetcher", erasure.payload.erasure_id)
+        assert done.payload.removed == {"fetches": 1, "blobs": 0}  # the purge had removed the blob
+        assert await rows_of_call(database_url, "fetcher", event.partner_id, event.call_id) == {}
+    finally:
+        await conn.close()
+        await producer.stop()

@@ -7,20 +7,34 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import asyncpg
+import pytest
+
 from schemas.events import (
+    TOPIC_ANALYZED,
     TOPIC_DELIVERIES,
+    TOPIC_ERASED,
+    TOPIC_ERASURE_CONFIRMED,
     CallAnalyzed,
     CallErasureConfirmed,
     CallFailed,
     call_key,
+    dump_event,
     follow_up,
+    parse_event,
 )
+from services.common.kafka import TopicSpec, ensure_topics, make_producer
 from services.notifier import handlers
 from tests.integration.notifier.conftest import NotifierEnv, eventually
+from tests.integration.notifier.test_notifier_service import notifier_env
 from tests.support.erasure import erased_event, retention_snapshot, rows_of_call
-from tests.support.receivers import HANG, Receiver
+from tests.support.infra import Infra, free_port
+from tests.support.kafka import consume
+from tests.support.processes import service_process
+from tests.support.receivers import HANG, Receiver, TestCa
 from tests.unit.notifier.factories import analyzed_event, failed_event, redeliver_command
 
 
@@ -190,3 +204,51 @@ async def test_a_result_without_a_snapshot_keeps_its_body_for_the_default_retent
     assert await handlers.handle_analyzed(event, env.deps)
     expires = await env.pool.fetchval("SELECT body_expires_at FROM deliveries WHERE call_id = $1", event.call_id)
     assert expires == event.payload.ingested.received_at + timedelta(days=365)
+
+
+@pytest.mark.slow
+async def test_the_notifier_process_confirms_an_erasure_on_kafka_and_a_late_result_sends_nothing(
+    infra: Infra, notifier_db: str, topic_prefix: str, tmp_path: Path, tls: TestCa, rx: Receiver
+) -> None:
+    sent = retained(analyzed_event(rx.url("svc-erase"), partner_id="ptn_nt_svc"), transcript_days=0.00001)
+    late = analyzed_event(rx.url("svc-late"), partner_id="ptn_nt_svc")
+    topics = (TOPIC_ANALYZED, TOPIC_ERASED)
+    await ensure_topics(infra.kafka_bootstrap, [TopicSpec(topic_prefix + t, 3) for t in topics])
+    producer = make_producer(infra.kafka_bootstrap, "test")
+    await producer.start()
+    port = free_port()
+    env = {
+        **notifier_env(infra, notifier_db, topic_prefix, port, tls.write_bundle(tmp_path)),
+        "RETENTION_PURGE_INTERVAL_S": "0.3",
+    }
+    repo_pool = await asyncpg.connect(notifier_db)
+    try:
+        with service_process("notifier", env, port, tmp_path / "notifier.log"):
+            await producer.send_and_wait(topic_prefix + TOPIC_ANALYZED, dump_event(sent), key=sent.key())
+            await rx.wait_for("svc-erase", 1, timeout=60)
+
+            async def body_purged() -> bool | None:
+                at = await repo_pool.fetchval(
+                    "SELECT body_purged_at FROM notifier.deliveries WHERE call_id = $1 AND body IS NULL", sent.call_id
+                )
+                return True if at is not None else None
+
+            await eventually(body_purged, 30)  # the schedule runs in the process
+
+            erasures = [erased_event(sent), erased_event(late)]  # the second before its result
+            for e in erasures:
+                await producer.send_and_wait(topic_prefix + TOPIC_ERASED, dump_event(e), key=e.key())
+            confirmed = await consume(infra.kafka_bootstrap, topic_prefix + TOPIC_ERASURE_CONFIRMED, 2, timeout=60)
+            await producer.send_and_wait(topic_prefix + TOPIC_ANALYZED, dump_event(late), key=late.key())
+            await producer.send_and_wait(topic_prefix + TOPIC_ANALYZED, dump_event(sent), key=sent.key())
+            await asyncio.sleep(3.0)  # the late events are consumed; any callback would arrive by now
+        done = {e.call_id: e for e in (parse_event(r.value) for r in confirmed) if isinstance(e, CallErasureConfirmed)}
+        assert done[sent.call_id].payload.service == "notifier"
+        assert done[sent.call_id].payload.removed["deliveries"] == 1
+        assert done[late.call_id].payload.removed["deliveries"] == 0
+        assert rx.hits("svc-late") == [] and len(rx.hits("svc-erase")) == 1
+        for e in (sent, late):
+            assert await rows_of_call(notifier_db, "notifier", e.partner_id, e.call_id) == {}
+    finally:
+        await repo_pool.close()
+        await producer.stop()
