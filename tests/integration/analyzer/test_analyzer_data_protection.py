@@ -17,7 +17,15 @@ import asyncpg
 import pytest
 from pydantic import SecretStr
 
-from schemas.events import CallAnalyzed, CallErasureConfirmed, CallFetched
+from schemas.events import (
+    TOPIC_ERASED,
+    TOPIC_ERASURE_CONFIRMED,
+    CallAnalyzed,
+    CallErasureConfirmed,
+    CallFetched,
+    dump_event,
+    parse_event,
+)
 from services.analyzer import handlers
 from services.analyzer.analysis import AnalysisSettings, create_analysis_engine
 from services.analyzer.asr import AsrSettings, Transcriber, create_transcriber
@@ -25,9 +33,14 @@ from services.analyzer.handlers import AnalyzeDeps, handle_fetched
 from services.analyzer.repository import AnalyzerRepository
 from services.common.blobs import FilesystemBlobStore, sha256_of
 from services.common.db import create_pool
+from services.common.kafka import TopicSpec, ensure_topics, make_producer
 from tests.factories import fetched_event, ingested_event
+from tests.integration.notifier.conftest import eventually
 from tests.support import audio
 from tests.support.erasure import erased_event, rows_of_call, with_retention
+from tests.support.infra import Infra, free_port
+from tests.support.kafka import consume
+from tests.support.processes import service_process
 
 pytestmark = pytest.mark.skipif(not audio.tools_available(), reason="festival is not installed")
 
@@ -213,3 +226,56 @@ async def test_a_call_whose_results_retention_already_ended_is_not_analysed(
     assert await handle_fetched(event, deps) == []
     assert transcriber_of(deps).calls == 0
     assert await stored_row(database_url, event.call_id) is None
+
+
+@pytest.mark.slow
+async def test_the_analyzer_process_confirms_an_erasure_on_kafka_and_purges_on_its_schedule(
+    infra: Infra, database_url: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    # A stored analysis whose transcript expired at once (as a previous run left it).
+    ingested = with_retention(ingested_event(partner_id="ptn_analyzer_svc"), transcript_days=0.00001)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO analyzer.analyses (partner_id, call_id, event, transcript_expires_at, results_expires_at)"
+            " VALUES ($1, $2, $3, $4, NULL)",
+            ingested.partner_id,
+            ingested.call_id,
+            json.dumps({"payload": {"transcript": [{"text": "spoken words"}], "intent": "INTERESTED"}}),
+            ingested.payload.received_at + timedelta(days=0.00001),
+        )
+        await ensure_topics(infra.kafka_bootstrap, [TopicSpec(topic_prefix + TOPIC_ERASED, 3)])
+        producer = make_producer(infra.kafka_bootstrap, "test")
+        await producer.start()
+        port = free_port()
+        env = {
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+            "KAFKA_TOPIC_PREFIX": topic_prefix,
+            "KAFKA_TOPIC_PARTITIONS": "3",
+            "BLOB_ROOT": str(tmp_path / "blobs"),
+            "ANALYZER_PORT": str(port),
+            "RETENTION_PURGE_INTERVAL_S": "0.3",
+        }
+        try:
+            with service_process("analyzer", env, port, tmp_path / "analyzer.log"):
+
+                async def cut() -> bool | None:
+                    event = await conn.fetchval(
+                        "SELECT event FROM analyzer.analyses WHERE call_id = $1 AND transcript_purged_at IS NOT NULL",
+                        ingested.call_id,
+                    )
+                    return True if event is not None and "transcript" not in json.loads(event)["payload"] else None
+
+                await eventually(cut, 60)
+                erasure = erased_event(ingested)
+                await producer.send_and_wait(topic_prefix + TOPIC_ERASED, dump_event(erasure), key=erasure.key())
+                [record] = await consume(infra.kafka_bootstrap, topic_prefix + TOPIC_ERASURE_CONFIRMED, 1, timeout=60)
+        finally:
+            await producer.stop()
+        done = parse_event(record.value)
+        assert isinstance(done, CallErasureConfirmed)
+        assert (done.payload.service, done.payload.removed) == ("analyzer", {"analyses": 1})
+        assert await rows_of_call(database_url, "analyzer", ingested.partner_id, ingested.call_id) == {}
+    finally:
+        await conn.close()
