@@ -12,7 +12,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from schemas.events import TOPIC_ANALYZED, TOPIC_FAILED, TOPIC_FETCHED, TOPIC_PROGRESS
+from schemas.events import (
+    TOPIC_ANALYZED,
+    TOPIC_ERASED,
+    TOPIC_ERASURE_CONFIRMED,
+    TOPIC_FAILED,
+    TOPIC_FETCHED,
+    TOPIC_PROGRESS,
+)
 from services.analyzer import handlers
 from services.analyzer.analysis import AnalysisSettings, create_analysis_engine
 from services.analyzer.asr import AsrSettings, create_transcriber
@@ -21,6 +28,7 @@ from services.analyzer.repository import AnalyzerRepository
 from services.common import observability
 from services.common.blobs import open_blob_store
 from services.common.consumer import dead_letter_topic
+from services.common.erasure import start_purges
 from services.common.kafka import TopicSpec
 from services.common.logging import configure_logging
 from services.common.progress import progress_announcer
@@ -96,7 +104,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
                 pool,
                 consumer_settings(
                     settings,
-                    topics=[TOPIC_FETCHED],
+                    topics=[TOPIC_FETCHED, TOPIC_ERASED],
                     client_id="analyzer",
                     concurrency=settings.in_flight,
                     on_give_up=handlers.gave_up,
@@ -105,9 +113,22 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
                 functools.partial(handlers.handle_fetched, deps=deps),
                 topics=[
                     TopicSpec(settings.topic(name), partitions, replicas)
-                    for name in (TOPIC_FETCHED, TOPIC_ANALYZED, TOPIC_FAILED, TOPIC_PROGRESS)
+                    for name in (
+                        TOPIC_FETCHED,
+                        TOPIC_ERASED,
+                        TOPIC_ANALYZED,
+                        TOPIC_FAILED,
+                        TOPIC_PROGRESS,
+                        TOPIC_ERASURE_CONFIRMED,
+                    )
                 ]
                 + [TopicSpec(dead_letter_topic(settings.topic(settings.group_id)), partitions, replicas)],
+            )
+            start_purges(
+                stack,
+                "analyzer",
+                functools.partial(handlers.purge, deps=deps),
+                interval_s=settings.retention_purge_interval_s,
             )
             log.info(
                 "analyzer started",

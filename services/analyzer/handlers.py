@@ -6,6 +6,10 @@ consumer runtime does the Kafka side. It is idempotent: a redelivered event is a
 analysis already published (same event id), without transcribing again. An engine endpoint
 that does not answer (``asr_unavailable``, ``llm_unavailable``) raises ``DependencyUnavailable``:
 the call waits for it, retried like a database outage, rather than failing.
+
+Erasure (``calls.erased.v1``, consumed by the same group): the call's analysis is deleted and a
+tombstone written under the call's lock; an erased call is not transcribed, and an analysis that
+finishes after its call was erased is neither stored nor published (``services.common.erasure``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from schemas.analysis import DEFAULT_CONFIG, ChannelMap, ConfigSnapshot, EngineInfo, Speaker, TranscriptSegment
 from schemas.events import (
@@ -22,6 +27,7 @@ from schemas.events import (
     AudioStats,
     CallAnalyzed,
     CallAnalyzedPayload,
+    CallErased,
     CallFailed,
     CallFailedPayload,
     CallFetched,
@@ -36,6 +42,7 @@ from services.analyzer.speakers import attribute
 from services.common import backoff, metrics, tracing
 from services.common.backoff import Backoff
 from services.common.blobs import BlobError, BlobStore
+from services.common.erasure import confirmation, retention_expiries
 from services.common.errors import DependencyUnavailable
 from services.common.kafka import is_permanent
 from services.common.progress import Announce, announce_stage
@@ -84,25 +91,61 @@ def channel_speakers(event: CallFetched, snapshot: ConfigSnapshot) -> tuple[Spea
 
 
 async def handle_fetched(event: AnyEvent, deps: AnalyzeDeps) -> list[AnyEvent]:
-    """Analyse one fetched call; returns ``calls.analyzed`` or ``calls.failed`` (stage analyze)."""
+    """Analyse one fetched call; returns ``calls.analyzed`` or ``calls.failed`` (stage analyze),
+    nothing for an erased call or one whose results outlived their retention. An erasure is
+    confirmed with ``calls.erasure_confirmed``."""
+    if isinstance(event, CallErased):
+        return await handle_erased(event, deps)
     if not isinstance(event, CallFetched):
+        return []
+    context = {"partner_id": event.partner_id, "call_id": event.call_id}
+    if await deps.repo.is_erased(event.partner_id, event.call_id):
+        log.info("erased call skipped", extra=context)
         return []
     published = await deps.repo.find(event.partner_id, event.call_id)
     if published is not None:
-        return [CallAnalyzed.model_validate(published)]
+        # A purged transcript: the event published then can no longer be told again.
+        return [] if published.transcript_purged else [CallAnalyzed.model_validate(published.event)]
+    expiries = retention_expiries(event.payload.ingested)
+    results_expire = expiries["results"]
+    if results_expire is not None and results_expire <= datetime.now(UTC):
+        # Its results were purged (or would be at once): analysing again would bring them back.
+        log.info("call past its results retention skipped", extra=context)
+        return []
     await announce_stage(
         event, "analyze", deps.announce, event_id=event_id(event, "call.stage_started/analyze"), source=SOURCE
     )
     try:
         analyzed = await analyze_call(event, deps)
     except AnalyzeFailed as failure:
-        log.info(
-            "call not analysed",
-            extra={"partner_id": event.partner_id, "call_id": event.call_id, "code": failure.code},
-        )
+        log.info("call not analysed", extra={**context, "code": failure.code})
+        if await deps.repo.is_erased(event.partner_id, event.call_id):
+            return []
         return [failed_event(event, failure)]
-    await deps.repo.record(event.partner_id, event.call_id, analyzed.model_dump(mode="json"))
+    stored = await deps.repo.record(
+        event.partner_id,
+        event.call_id,
+        analyzed.model_dump(mode="json"),
+        transcript_expires_at=expiries["transcript"],
+        results_expires_at=results_expire,
+    )
+    if not stored:
+        log.info("call erased while it was analysed; nothing kept", extra=context)
+        return []
     return [analyzed]
+
+
+async def handle_erased(event: CallErased, deps: AnalyzeDeps) -> list[AnyEvent]:
+    """Delete the call's analysis and confirm; a redelivered erasure removes nothing more and
+    confirms again (same event id)."""
+    removed = await deps.repo.erase(event)
+    log.info("call erased", extra={"partner_id": event.partner_id, "call_id": event.call_id, "removed": removed})
+    return [confirmation(event, "analyzer", removed)]
+
+
+async def purge(now: datetime, deps: AnalyzeDeps) -> dict[str, int]:
+    """The analyzer's retention purge: transcripts and results whose retention ended by ``now``."""
+    return await deps.repo.purge(now)
 
 
 async def analyze_call(event: CallFetched, deps: AnalyzeDeps) -> CallAnalyzed:

@@ -21,10 +21,12 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from schemas.analysis import DataProtection
 from schemas.events import (
     CallErased,
     CallErasureConfirmed,
     CallErasureConfirmedPayload,
+    CallIngestedPayload,
     ErasureService,
     call_key,
     follow_up,
@@ -98,6 +100,15 @@ def confirmation(event: CallErased, service: ErasureService, removed: dict[str, 
         **follow_up(event, event_id=event_id, source=service),
         payload=CallErasureConfirmedPayload(erasure_id=event.payload.erasure_id, service=service, removed=removed),
     )
+
+
+def retention_expiries(ingested: CallIngestedPayload) -> dict[str, datetime | None]:
+    """When the call's recording, transcript and results expire (None: never), under the
+    retention snapshotted with the call when it arrived (the defaults for events older than the
+    snapshot)."""
+    snapshot = ingested.analysis_config
+    protection = snapshot.config.data_protection if snapshot is not None else DataProtection()
+    return protection.retention.expiries(ingested.received_at)
 
 
 Purge = Callable[[datetime], Awaitable[dict[str, int]]]

@@ -16,10 +16,18 @@ from pathlib import Path
 import aiohttp
 from fastapi import FastAPI
 
-from schemas.events import TOPIC_FAILED, TOPIC_FETCHED, TOPIC_INGESTED, TOPIC_PROGRESS
+from schemas.events import (
+    TOPIC_ERASED,
+    TOPIC_ERASURE_CONFIRMED,
+    TOPIC_FAILED,
+    TOPIC_FETCHED,
+    TOPIC_INGESTED,
+    TOPIC_PROGRESS,
+)
 from services.common import observability, ssrf
 from services.common.blobs import open_blob_store
 from services.common.consumer import dead_letter_topic
+from services.common.erasure import start_purges
 from services.common.kafka import TopicSpec
 from services.common.logging import configure_logging
 from services.common.progress import progress_announcer
@@ -112,7 +120,7 @@ def create_app(settings: FetcherSettings | None = None) -> FastAPI:
                 pool,
                 consumer_settings(
                     settings,
-                    topics=[TOPIC_INGESTED],
+                    topics=[TOPIC_INGESTED, TOPIC_ERASED],
                     client_id="fetcher",
                     concurrency=settings.concurrency,
                     prefetch=settings.prefetch,
@@ -123,9 +131,22 @@ def create_app(settings: FetcherSettings | None = None) -> FastAPI:
                 functools.partial(handlers.handle_ingested, deps=deps),
                 topics=[
                     TopicSpec(settings.topic(name), partitions, replicas)
-                    for name in (TOPIC_INGESTED, TOPIC_FETCHED, TOPIC_FAILED, TOPIC_PROGRESS)
+                    for name in (
+                        TOPIC_INGESTED,
+                        TOPIC_ERASED,
+                        TOPIC_FETCHED,
+                        TOPIC_FAILED,
+                        TOPIC_PROGRESS,
+                        TOPIC_ERASURE_CONFIRMED,
+                    )
                 ]
                 + [TopicSpec(dead_letter_topic(settings.topic(settings.group_id)), partitions, replicas)],
+            )
+            start_purges(
+                stack,
+                "fetcher",
+                functools.partial(handlers.purge, deps=deps),
+                interval_s=settings.retention_purge_interval_s,
             )
             log.info("fetcher started", extra={"group": settings.group_id, "blob_backend": settings.blob_backend})
             yield

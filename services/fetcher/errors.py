@@ -23,3 +23,10 @@ class FetchFailed(FetcherError):
         self.code: FetchFailureCode | PipelineFailureCode = code
         self.message = message
         self.retryable = retryable
+
+
+class BlobVanished(FetcherError):
+    """The blob just stored was deleted (another call's erasure or purge of the same content)
+    before the fetch was recorded: the message is retried, so the recording is stored again."""
+
+    code = "blob_vanished"

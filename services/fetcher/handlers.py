@@ -2,8 +2,13 @@
 store it, and say what became of it.
 
 ``handle_ingested`` takes its dependencies as arguments and returns the events to publish; the
-consumer runtime does the Kafka side. It is idempotent: a redelivered event whose blob exists is
-answered from the fetcher's table without a second download, with the same event id.
+consumer runtime does the Kafka side. It is idempotent: a redelivered event whose blob exists (or
+whose recording was purged under its retention) is answered from the fetcher's table without a
+second download, with the same event id.
+
+Erasure (``calls.erased.v1``, consumed by the same group): the call's row and blob are deleted
+and a tombstone written, under the call's lock; a call erased before or while it is fetched ends
+without anything stored or published (``services.common.erasure``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -23,6 +29,7 @@ import aiohttp
 
 from schemas.events import (
     AnyEvent,
+    CallErased,
     CallFailed,
     CallFailedPayload,
     CallFetched,
@@ -34,6 +41,7 @@ from schemas.events import (
 from services.common import backoff, metrics, ssrf, tracing
 from services.common.backoff import Backoff
 from services.common.blobs import BlobStore
+from services.common.erasure import confirmation, retention_expiries
 from services.common.http import parse_retry_after
 from services.common.kafka import is_permanent
 from services.common.progress import Announce, announce_stage
@@ -96,12 +104,20 @@ def event_id(event: CallIngested, kind: str) -> uuid.UUID:
 
 
 async def handle_ingested(event: AnyEvent, deps: FetchDeps) -> list[AnyEvent]:
-    """Fetch the recording of one ingested call; returns ``calls.fetched`` or ``calls.failed``."""
+    """Fetch the recording of one ingested call; returns ``calls.fetched`` or ``calls.failed``
+    (nothing for an erased call). An erasure is confirmed with ``calls.erasure_confirmed``."""
+    if isinstance(event, CallErased):
+        return await handle_erased(event, deps)
     if not isinstance(event, CallIngested):
         return []
+    context = {"partner_id": event.partner_id, "call_id": event.call_id}
+    if await deps.repo.is_erased(event.partner_id, event.call_id):
+        log.info("erased call skipped", extra=context)
+        return []
     known = await deps.repo.find(event.partner_id, event.call_id)
-    if known is not None and await deps.blobs.exists(known.sha256):
-        return [fetched_event(event, known)]
+    # A purged recording is not downloaded again: the call was fetched, its retention ended.
+    if known is not None and (known.purged_at is not None or await deps.blobs.exists(known.fetch.sha256)):
+        return [fetched_event(event, known.fetch)]
     await announce_stage(
         event, "fetch", deps.announce, event_id=event_id(event, "call.stage_started/fetch"), source=SOURCE
     )
@@ -112,17 +128,39 @@ async def handle_ingested(event: AnyEvent, deps: FetchDeps) -> list[AnyEvent]:
         except FetchFailed as failure:
             metrics.FETCH_DURATION.labels(failure.code).observe(time.perf_counter() - started)
             tracing.fail(span, failure.code)
-            log.info(
-                "recording not fetched",
-                extra={"partner_id": event.partner_id, "call_id": event.call_id, "code": failure.code},
-            )
+            log.info("recording not fetched", extra={**context, "code": failure.code})
+            if await deps.repo.is_erased(event.partner_id, event.call_id):
+                return []
             return [failed_event(event, failure)]
         metrics.FETCH_DURATION.labels("fetched").observe(time.perf_counter() - started)
         metrics.FETCH_BYTES.labels("fetched").inc(fetch.bytes)
         metrics.FETCH_SIZE.labels("fetched").observe(fetch.bytes)
         tracing.set_attributes(span, {"callpipe.recording.bytes": fetch.bytes, "callpipe.recording.codec": fetch.codec})
-    await deps.repo.record(event.partner_id, event.call_id, fetch)
+    recorded = await deps.repo.record(
+        event.partner_id,
+        event.call_id,
+        fetch,
+        recording_expires_at=retention_expiries(event.payload)["recording"],
+        blobs=deps.blobs,
+        now=datetime.now(UTC),
+    )
+    if not recorded:
+        log.info("call erased while it was fetched; nothing kept", extra=context)
+        return []
     return [fetched_event(event, fetch)]
+
+
+async def handle_erased(event: CallErased, deps: FetchDeps) -> list[AnyEvent]:
+    """Remove the call's fetch row and recording (a blob still held by another call stays) and
+    confirm; a redelivered erasure removes nothing more and confirms again (same event id)."""
+    removed = await deps.repo.erase(event, deps.blobs, datetime.now(UTC))
+    log.info("call erased", extra={"partner_id": event.partner_id, "call_id": event.call_id, "removed": removed})
+    return [confirmation(event, "fetcher", removed)]
+
+
+async def purge(now: datetime, deps: FetchDeps) -> dict[str, int]:
+    """The fetcher's retention purge: recordings whose retention ended by ``now``."""
+    return await deps.repo.purge_recordings(deps.blobs, now)
 
 
 async def fetch_recording(url: str, deps: FetchDeps) -> Fetch:

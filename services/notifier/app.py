@@ -17,9 +17,17 @@ from pathlib import Path
 import aiohttp
 from fastapi import FastAPI
 
-from schemas.events import TOPIC_ANALYZED, TOPIC_CALLBACK_COMMANDS, TOPIC_DELIVERIES, TOPIC_FAILED
+from schemas.events import (
+    TOPIC_ANALYZED,
+    TOPIC_CALLBACK_COMMANDS,
+    TOPIC_DELIVERIES,
+    TOPIC_ERASED,
+    TOPIC_ERASURE_CONFIRMED,
+    TOPIC_FAILED,
+)
 from services.common import observability, ssrf
 from services.common.consumer import dead_letter_topic
+from services.common.erasure import start_purges
 from services.common.kafka import TopicSpec, ensure_topics, make_producer
 from services.common.logging import configure_logging
 from services.common.outbox import OutboxRelay
@@ -31,7 +39,7 @@ from services.notifier.repository import NotifierRepository
 
 log = logging.getLogger("services.notifier")
 
-CONSUMED = (TOPIC_ANALYZED, TOPIC_FAILED, TOPIC_CALLBACK_COMMANDS)
+CONSUMED = (TOPIC_ANALYZED, TOPIC_FAILED, TOPIC_CALLBACK_COMMANDS, TOPIC_ERASED)
 
 
 def dispatch_settings(s: NotifierSettings) -> DispatchSettings:
@@ -139,8 +147,18 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
                     concurrency=settings.concurrency,
                 ),
                 functools.partial(handlers.handle_event, deps=deps),
-                topics=[TopicSpec(settings.topic(name), partitions, replicas) for name in (*CONSUMED, TOPIC_DELIVERIES)]
+                topics=[
+                    TopicSpec(settings.topic(name), partitions, replicas)
+                    for name in (*CONSUMED, TOPIC_DELIVERIES, TOPIC_ERASURE_CONFIRMED)
+                ]
                 + [TopicSpec(dead_letter_topic(settings.topic(settings.group_id)), partitions, replicas)],
+            )
+
+            start_purges(
+                stack,
+                "notifier",
+                functools.partial(handlers.purge, repo=repo),
+                interval_s=settings.retention_purge_interval_s,
             )
 
             async def dispatching() -> bool:

@@ -5,6 +5,11 @@ and its ``callbacks.deliveries.v1`` "pending" event in one transaction, and retu
 dispatcher (``dispatcher.py``) sends due deliveries from the table, so a slow endpoint never holds
 a Kafka partition and retries survive restarts. Handlers are idempotent: a redelivered event finds
 its delivery and changes nothing; a redeliver command is applied once per event id.
+
+Erasure (``calls.erased.v1``): the call's deliveries, attempts and queued events are deleted and a
+tombstone written under the call's lock, so a late ``calls.analyzed`` or ``calls.failed`` records
+no delivery and sends no callback. Bodies are cleared at their retention's end once final
+(``purge``); a purged body cannot be redelivered, and the command is answered saying so.
 """
 
 from __future__ import annotations
@@ -24,17 +29,22 @@ from schemas.events import (
     CallbackDelivery,
     CallbackDeliveryPayload,
     CallbackRedeliverRequested,
+    CallErased,
     CallFailed,
     DeliveryAttempt,
     call_key,
     dump_event,
 )
+from services.common.erasure import confirmation, retention_expiries
 from services.notifier.callbacks import failure_body, result_body
 from services.notifier.repository import Announce, AttemptRecord, Delivery, NewDelivery, NotifierRepository, OutboxEvent
 
 log = logging.getLogger(__name__)
 
 SOURCE = "notifier"
+
+#: The answer to a redeliver command for a delivery whose body the retention purge removed.
+PURGED_ERROR = "purged: the callback body was removed under the tenant's retention"
 
 
 @dataclass(frozen=True)
@@ -103,7 +113,10 @@ def _state(value: str) -> DeliveryState:
 
 
 async def handle_event(event: AnyEvent, deps: NotifyDeps) -> list[AnyEvent]:
-    """Route one consumed event; the notifier's own events go out through its outbox."""
+    """Route one consumed event; the notifier's own events go out through its outbox, except the
+    erasure confirmation, returned for the consumer runtime to publish."""
+    if isinstance(event, CallErased):
+        return await handle_erased(event, deps)
     if isinstance(event, CallAnalyzed):
         await handle_analyzed(event, deps)
     elif isinstance(event, CallFailed):
@@ -119,7 +132,10 @@ async def handle_analyzed(event: CallAnalyzed, deps: NotifyDeps) -> bool:
     if not url:
         return False
     body = result_body(event.call_id, event.payload, datetime.now(UTC))
-    return await _record(event, "result", url, body, deps)
+    # The body holds the transcript and the results: it goes with whichever expires first.
+    expiries = retention_expiries(event.payload.ingested)
+    ends = [at for at in (expiries["transcript"], expiries["results"]) if at is not None]
+    return await _record(event, "result", url, body, deps, body_expires_at=min(ends) if ends else None)
 
 
 async def handle_failed(event: CallFailed, deps: NotifyDeps) -> bool:
@@ -132,10 +148,19 @@ async def handle_failed(event: CallFailed, deps: NotifyDeps) -> bool:
     if ingested is None or not ingested.callback_url or event.payload.stage == "notify":
         return False
     body = failure_body(event.call_id, event.payload, datetime.now(UTC))
-    return await _record(event, "failure", ingested.callback_url, body, deps)
+    expires = retention_expiries(ingested)["results"]
+    return await _record(event, "failure", ingested.callback_url, body, deps, body_expires_at=expires)
 
 
-async def _record(event: CallAnalyzed | CallFailed, kind: str, url: str, body: bytes, deps: NotifyDeps) -> bool:
+async def _record(
+    event: CallAnalyzed | CallFailed,
+    kind: str,
+    url: str,
+    body: bytes,
+    deps: NotifyDeps,
+    *,
+    body_expires_at: datetime | None,
+) -> bool:
     new = NewDelivery(
         delivery_id=new_delivery_id(),
         partner_id=event.partner_id,
@@ -147,6 +172,7 @@ async def _record(event: CallAnalyzed | CallFailed, kind: str, url: str, body: b
         body=body,
         source_at=event.occurred_at,
         received_at=event.payload.ingested.received_at if event.payload.ingested is not None else None,
+        body_expires_at=body_expires_at,
     )
     created = await deps.repo.create_delivery(new, announce(deps.topic))
     if created:
@@ -166,7 +192,11 @@ async def _record(event: CallAnalyzed | CallFailed, kind: str, url: str, body: b
 async def handle_redeliver(event: CallbackRedeliverRequested, deps: NotifyDeps) -> list[str]:
     """Send the call's finished callbacks again: pending, fresh attempt budget, same webhook-id."""
     reset = await deps.repo.redeliver(
-        event.event_id, event.partner_id, event.call_id, announce(deps.topic, command_id=event.event_id)
+        event.event_id,
+        event.partner_id,
+        event.call_id,
+        announce(deps.topic, command_id=event.event_id),
+        purged=announce(deps.topic, error=PURGED_ERROR, command_id=event.event_id),
     )
     if reset:
         deps.recorded()
@@ -180,3 +210,16 @@ async def handle_redeliver(event: CallbackRedeliverRequested, deps: NotifyDeps) 
         },
     )
     return reset
+
+
+async def handle_erased(event: CallErased, deps: NotifyDeps) -> list[AnyEvent]:
+    """Delete what the notifier holds of the call and confirm; a redelivered erasure removes
+    nothing more and confirms again (same event id)."""
+    removed = await deps.repo.erase(event)
+    log.info("call erased", extra={"partner_id": event.partner_id, "call_id": event.call_id, "removed": removed})
+    return [confirmation(event, "notifier", removed)]
+
+
+async def purge(now: datetime, repo: NotifierRepository) -> dict[str, int]:
+    """The notifier's retention purge: bodies of final deliveries whose retention ended by ``now``."""
+    return await repo.purge_bodies(now)

@@ -14,8 +14,10 @@ from typing import Any
 
 import asyncpg
 
+from schemas.events import CallErased, call_key
 from services.common import tracing
 from services.common.crypto import SecretBox
+from services.common.erasure import lock_call, record_erased
 from services.common.outbox import outbox_headers
 from services.notifier.signing import new_secret
 
@@ -32,6 +34,8 @@ class NewDelivery:
     body: bytes
     source_at: datetime
     received_at: datetime | None = None  # when the gateway accepted the call
+    # When the body (transcript, results) must be removed under the tenant's retention (None: kept).
+    body_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,7 @@ async def _outbox(conn: asyncpg.Connection, events: Sequence[OutboxEvent]) -> No
 # another dispatcher's claim are skipped, not waited for.
 _CANDIDATES = """
 SELECT delivery_id, partner_id FROM deliveries
-WHERE next_attempt_at <= now() AND NOT (partner_id = ANY($1::text[]))
+WHERE next_attempt_at <= now() AND NOT (partner_id = ANY($1::text[])) AND body IS NOT NULL
 ORDER BY next_attempt_at
 LIMIT $2
 FOR UPDATE SKIP LOCKED
@@ -150,12 +154,18 @@ class NotifierRepository:
 
     async def create_delivery(self, new: NewDelivery, announce: Announce) -> bool:
         """Record a pending delivery due now, with its event; False when this (partner, call,
-        kind) already has one (a redelivered Kafka event), in which case nothing changes."""
+        kind) already has one (a redelivered Kafka event) or the call was erased (a late event
+        must not bring it back), in which case nothing changes."""
         async with self._pool.acquire() as conn, conn.transaction():
+            await lock_call(conn, new.partner_id, new.call_id)
+            if await conn.fetchval(
+                "SELECT true FROM erased_calls WHERE partner_id = $1 AND call_id = $2", new.partner_id, new.call_id
+            ):
+                return False
             row = await conn.fetchrow(
                 "INSERT INTO deliveries (delivery_id, partner_id, call_id, kind, tenant_id, subtenant_id, url, body,"
-                " state, next_attempt_at, source_at, received_at, trace_context)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', now(), $9, $10, $11)"
+                " state, next_attempt_at, source_at, received_at, trace_context, body_expires_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', now(), $9, $10, $11, $12)"
                 " ON CONFLICT (partner_id, call_id, kind) DO NOTHING RETURNING *",
                 new.delivery_id,
                 new.partner_id,
@@ -168,20 +178,25 @@ class NotifierRepository:
                 new.source_at,
                 new.received_at,
                 tracing.current_carrier(),
+                new.body_expires_at,
             )
             if row is None:
                 return False
             await _outbox(conn, [announce(_delivery(row))])
             return True
 
-    async def redeliver(self, command_id: uuid.UUID, partner_id: str, call_id: str, announce: Announce) -> list[str]:
+    async def redeliver(
+        self, command_id: uuid.UUID, partner_id: str, call_id: str, announce: Announce, purged: Announce
+    ) -> list[str]:
         """Apply a redeliver command once: every finished (delivered or failed) delivery of the
         call goes back to pending with a fresh attempt budget, same delivery id. Returns the
         delivery ids reset (empty when the command was applied before or nothing is finished).
 
         Either way the first time, each of the call's deliveries is announced (``announce`` names
         the command), so the gateway knows the command was acted on and lifts its guard: a
-        command that finds nothing finished (a stale view) still gets its answer."""
+        command that finds nothing finished (a stale view) still gets its answer. A delivery
+        whose body was purged under the tenant's retention cannot be sent again: it is left as it
+        is and announced with ``purged`` (which names the command and says why)."""
         async with self._pool.acquire() as conn, conn.transaction():
             fresh = await conn.fetchval(
                 "INSERT INTO applied_commands (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING event_id",
@@ -194,21 +209,88 @@ class NotifierRepository:
                 "UPDATE deliveries SET state = 'pending', round_attempts = 0, next_attempt_at = now(),"
                 " lease_token = NULL, last_error = NULL, updated_at = now(),"
                 " trace_context = coalesce($3, trace_context)"
-                " WHERE partner_id = $1 AND call_id = $2 AND state IN ('delivered', 'failed')"
+                " WHERE partner_id = $1 AND call_id = $2 AND state IN ('delivered', 'failed') AND body IS NOT NULL"
                 " RETURNING *",
                 partner_id,
                 call_id,
                 tracing.current_carrier(),
             )
             deliveries = [_delivery(r) for r in rows]
+            gone = await conn.fetch(
+                "SELECT * FROM deliveries WHERE partner_id = $1 AND call_id = $2 AND body IS NULL",
+                partner_id,
+                call_id,
+            )
+            answers = [purged(_delivery(r)) for r in gone]
             if not deliveries:
                 unchanged = await conn.fetch(
-                    "SELECT * FROM deliveries WHERE partner_id = $1 AND call_id = $2", partner_id, call_id
+                    "SELECT * FROM deliveries WHERE partner_id = $1 AND call_id = $2 AND body IS NOT NULL",
+                    partner_id,
+                    call_id,
                 )
-                await _outbox(conn, [announce(_delivery(r)) for r in unchanged])
+                await _outbox(conn, [announce(_delivery(r)) for r in unchanged] + answers)
                 return []
-            await _outbox(conn, [announce(d) for d in deliveries])
+            await _outbox(conn, [announce(d) for d in deliveries] + answers)
             return [d.delivery_id for d in deliveries]
+
+    # -- data protection -----------------------------------------------------------------------
+
+    async def erase(self, event: CallErased) -> dict[str, int]:
+        """Write the call's tombstone and delete everything held of it: its deliveries (their
+        attempts cascade), its records set aside from the outbox, and its events still waiting in
+        the outbox. Idempotent. A dispatcher attempt in flight then finds no row to record to
+        (as when its lease is lost) and sends nothing more."""
+        key = call_key(event.partner_id, event.call_id)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await lock_call(conn, event.partner_id, event.call_id)
+            await record_erased(conn, event)
+            deliveries = await conn.fetch(
+                "DELETE FROM deliveries WHERE partner_id = $1 AND call_id = $2 RETURNING delivery_id",
+                event.partner_id,
+                event.call_id,
+            )
+            dead = await conn.fetch("DELETE FROM outbox_dead WHERE key = $1 RETURNING id", key)
+            pending = 0
+            # Waits for a relay publishing these rows right now; then only what is left is cut.
+            rows = await conn.fetch(
+                "SELECT id, keys, payloads, headers FROM outbox WHERE $1 = ANY(keys) ORDER BY id FOR UPDATE", key
+            )
+            for row in rows:
+                keep = [i for i, k in enumerate(row["keys"]) if k != key]
+                pending += len(row["keys"]) - len(keep)
+                if not keep:
+                    await conn.execute("DELETE FROM outbox WHERE id = $1", row["id"])
+                    continue
+                headers = row["headers"]
+                await conn.execute(
+                    "UPDATE outbox SET keys = $2, payloads = $3, headers = $4 WHERE id = $1",
+                    row["id"],
+                    [row["keys"][i] for i in keep],
+                    [row["payloads"][i] for i in keep],
+                    None if headers is None else [headers[i] if i < len(headers) else None for i in keep],
+                )
+            return {"deliveries": len(deliveries), "outbox_dead": len(dead), "outbox": pending}
+
+    async def purge_bodies(self, now: datetime, *, batch: int = 500) -> dict[str, int]:
+        """Clear the bodies of final deliveries (delivered or failed, nothing scheduled) whose
+        retention ended by ``now``; a delivery still being delivered keeps its body until it is
+        final. Idempotent; one batch per statement."""
+        purged = 0
+        while True:
+            n = await self._pool.fetchval(
+                "WITH due AS (SELECT delivery_id FROM deliveries WHERE body_expires_at <= $1"
+                " AND body_purged_at IS NULL AND state IN ('delivered', 'failed') AND next_attempt_at IS NULL"
+                " LIMIT $2 FOR UPDATE SKIP LOCKED),"
+                " cut AS (UPDATE deliveries d SET body = NULL, body_purged_at = $1 FROM due"
+                " WHERE d.delivery_id = due.delivery_id RETURNING 1)"
+                " SELECT count(*) FROM cut",
+                now,
+                batch,
+            )
+            purged += n
+            if n < batch:
+                break
+        return {"bodies": purged}
 
     # -- dispatching ---------------------------------------------------------------------------
 
