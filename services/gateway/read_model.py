@@ -29,6 +29,7 @@ from schemas.events import (
     CallIngestedPayload,
     CallStageStarted,
 )
+from services.common.erasure import retention_expiries
 from services.gateway.repository import DeliveryChange, StatusChange
 
 #: The result's fields: exactly the callback's analysis fields, then the additive ones.
@@ -122,12 +123,9 @@ class BatchingStore:
 
 
 def expiries_of(ingested: CallIngestedPayload | None) -> dict[str, datetime | None]:
-    """When the call's recording, transcript and results expire (by part), from the retention
-    in the configuration snapshot it was ingested with (the defaults when the snapshot predates
-    it); empty when the event carries no snapshot."""
-    if ingested is None or ingested.analysis_config is None:
-        return {}
-    return ingested.analysis_config.config.data_protection.retention.expiries(ingested.received_at)
+    """When the call's recording, transcript and results expire (by part), as every service
+    reckons it (``retention_expiries``); empty when the event carries no ingested call."""
+    return {} if ingested is None else retention_expiries(ingested)
 
 
 def _base(event: AnyEvent, status: str, ingested: CallIngestedPayload | None, **fields: Any) -> StatusChange:
