@@ -396,7 +396,9 @@ WITH due AS (
     FROM due WHERE s.partner_id = due.partner_id AND s.call_id = due.call_id
     RETURNING s.partner_id, s.call_id
 ), dashboard AS (
-    UPDATE dashboard_calls d SET details = NULL, results_purged_at = $1, updated_at = now()
+    -- The customer's name and id came with the call's data: they go with its results.
+    UPDATE dashboard_calls d SET details = NULL, customer_id = NULL, customer_name = NULL,
+        results_purged_at = $1, updated_at = now()
     FROM purged WHERE d.partner_id = purged.partner_id AND d.call_id = purged.call_id
 )
 SELECT count(*) FROM purged

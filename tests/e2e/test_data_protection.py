@@ -281,8 +281,8 @@ async def test_erasure_and_retention_leave_nothing_behind_and_logs_hold_no_perso
                 parts = data["data_protection"]["retention"]
                 return all(parts[p]["purged_at"] for p in ("recording", "transcript", "results"))
 
-            rita = await wait_status(client, ids["rita"], retention_headers, purged, timeout=180)
-            assert rita["status"] == "completed" and rita["result"] is None
+            rita_status = await wait_status(client, ids["rita"], retention_headers, purged, timeout=180)
+            assert rita_status["status"] == "completed" and rita_status["result"] is None
             # Wait out one more purge interval of every service, then let Erin's stall end.
             await asyncio.sleep(3)
             await asyncio.sleep(max(0.0, host.stall_s - 3))

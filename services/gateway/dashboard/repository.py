@@ -320,8 +320,10 @@ INSERT INTO dashboard_calls AS d (
 ON CONFLICT (partner_id, call_id) DO UPDATE SET
     agent_id = coalesce(d.agent_id, excluded.agent_id),
     agent_name = coalesce(d.agent_name, excluded.agent_name),
-    customer_id = coalesce(d.customer_id, excluded.customer_id),
-    customer_name = coalesce(d.customer_name, excluded.customer_name),
+    customer_id = CASE WHEN d.results_purged_at IS NOT NULL THEN NULL
+                       ELSE coalesce(d.customer_id, excluded.customer_id) END,
+    customer_name = CASE WHEN d.results_purged_at IS NOT NULL THEN NULL
+                         ELSE coalesce(d.customer_name, excluded.customer_name) END,
     started_at = coalesce(d.started_at, excluded.started_at),
     duration_s = coalesce(d.duration_s, excluded.duration_s),
     details = CASE WHEN d.results_purged_at IS NOT NULL THEN d.details ELSE coalesce(d.details, excluded.details) END,
