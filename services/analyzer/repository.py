@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from schemas.events import CallErased
-from services.common.erasure import lock_call, record_erased
+from services.common.erasure import is_erased, lock_call, lock_live_call, record_erased
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,7 @@ class AnalyzerRepository:
         return Stored(dict(row["event"]), row["transcript_purged_at"] is not None)
 
     async def is_erased(self, partner_id: str, call_id: str) -> bool:
-        found = await self._pool.fetchval(
-            "SELECT true FROM erased_calls WHERE partner_id = $1 AND call_id = $2", partner_id, call_id
-        )
-        return bool(found)
+        return await is_erased(self._pool, partner_id, call_id)
 
     async def record(
         self,
@@ -54,11 +51,7 @@ class AnalyzerRepository:
         """Store the call's analysis, unless the call was erased meanwhile (False: nothing stored,
         nothing must be published)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await lock_call(conn, partner_id, call_id)
-            erased = await conn.fetchval(
-                "SELECT true FROM erased_calls WHERE partner_id = $1 AND call_id = $2", partner_id, call_id
-            )
-            if erased:
+            if not await lock_live_call(conn, partner_id, call_id):
                 return False
             await conn.execute(
                 "INSERT INTO analyses (partner_id, call_id, event, transcript_expires_at, results_expires_at)"

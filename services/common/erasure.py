@@ -53,6 +53,13 @@ async def lock_call(conn: asyncpg.Connection, partner_id: str, call_id: str) -> 
     await conn.execute(_LOCK_ONE, call_key(partner_id, call_id))
 
 
+async def lock_live_call(conn: asyncpg.Connection, partner_id: str, call_id: str) -> bool:
+    """``lock_call``, then whether the call may still get data (False: it was erased): what a
+    transaction about to store something of the call starts with."""
+    await lock_call(conn, partner_id, call_id)
+    return not await is_erased(conn, partner_id, call_id)
+
+
 async def lock_calls(conn: asyncpg.Connection, calls: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
     """``lock_call`` for many (partner_id, call_id) at once, in key order (so concurrent
     transactions cannot deadlock), in one round trip; returns those among them that are erased."""

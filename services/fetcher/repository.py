@@ -16,7 +16,7 @@ import asyncpg
 
 from schemas.events import CallErased
 from services.common.blobs import BlobStore
-from services.common.erasure import lock_call, record_erased
+from services.common.erasure import is_erased, lock_call, lock_live_call, record_erased
 from services.fetcher.errors import BlobVanished
 
 
@@ -78,10 +78,7 @@ class FetcherRepository:
         return Known(Fetch(**values), purged_at)
 
     async def is_erased(self, partner_id: str, call_id: str) -> bool:
-        found = await self._pool.fetchval(
-            "SELECT true FROM erased_calls WHERE partner_id = $1 AND call_id = $2", partner_id, call_id
-        )
-        return bool(found)
+        return await is_erased(self._pool, partner_id, call_id)
 
     async def record(
         self,
@@ -98,12 +95,9 @@ class FetcherRepository:
         False is returned. Raises ``BlobVanished`` when the blob was deleted by another call's
         erasure or purge between storing it and this record (the message is retried)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await lock_call(conn, partner_id, call_id)
+            live = await lock_live_call(conn, partner_id, call_id)
             await _lock_blob(conn, fetch.sha256)
-            erased = await conn.fetchval(
-                "SELECT true FROM erased_calls WHERE partner_id = $1 AND call_id = $2", partner_id, call_id
-            )
-            if erased:
+            if not live:
                 await _release_unshared(conn, blobs, fetch.sha256, now)
                 return False
             if not await blobs.exists(fetch.sha256):

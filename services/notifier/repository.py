@@ -17,7 +17,7 @@ import asyncpg
 from schemas.events import CallErased, call_key
 from services.common import tracing
 from services.common.crypto import SecretBox
-from services.common.erasure import lock_call, record_erased
+from services.common.erasure import lock_call, lock_live_call, record_erased
 from services.common.outbox import outbox_headers
 from services.notifier.signing import new_secret
 
@@ -157,10 +157,7 @@ class NotifierRepository:
         kind) already has one (a redelivered Kafka event) or the call was erased (a late event
         must not bring it back), in which case nothing changes."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await lock_call(conn, new.partner_id, new.call_id)
-            if await conn.fetchval(
-                "SELECT true FROM erased_calls WHERE partner_id = $1 AND call_id = $2", new.partner_id, new.call_id
-            ):
+            if not await lock_live_call(conn, new.partner_id, new.call_id):
                 return False
             row = await conn.fetchrow(
                 "INSERT INTO deliveries (delivery_id, partner_id, call_id, kind, tenant_id, subtenant_id, url, body,"

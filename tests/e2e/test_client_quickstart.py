@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,31 +21,14 @@ from callpipe_client import Webhook, WebhookVerificationError
 from services.gateway.config import GatewaySettings
 from tests.support import audio
 from tests.support.gateway import PartnerCreds, create_partner
-from tests.support.pipeline import pipeline
+from tests.support.pipeline import pipeline, signing_secret
 from tests.support.processes import ROOT
-from tests.support.receivers import Receiver, TestCa, receiver
-from tests.support.recordings import RecordingHost, recording_host
+from tests.support.receivers import Receiver, TestCa
+from tests.support.recordings import RecordingHost
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not audio.tools_available(), reason="festival is not installed")]
 
 CALLPIPE = str(Path(sys.executable).with_name("callpipe"))
-
-
-@pytest.fixture
-async def host() -> AsyncIterator[RecordingHost]:
-    async with recording_host("127.0.0.1") as h:
-        yield h
-
-
-@pytest.fixture
-def tls() -> TestCa:
-    return TestCa()
-
-
-@pytest.fixture
-async def rx(tls: TestCa) -> AsyncIterator[Receiver]:
-    async with receiver(tls) as r:
-        yield r
 
 
 async def callpipe(env: dict[str, str], *args: str, cwd: Path) -> tuple[int, str, str]:
@@ -55,19 +37,6 @@ async def callpipe(env: dict[str, str], *args: str, cwd: Path) -> tuple[int, str
     )
     out, err = await asyncio.wait_for(proc.communicate(), 300)
     return proc.returncode or 0, out.decode(), err.decode()
-
-
-def signing_secret(database_url: str, partner_id: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "services.notifier.admin", "signing-secret", "show", "--partner", partner_id],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    secret: str = json.loads(out.stdout)["secret"]
-    return secret
 
 
 def rotate_secret(database_url: str, partner_id: str) -> str:

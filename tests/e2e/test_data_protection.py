@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +27,9 @@ from services.gateway.config import GatewaySettings
 from tests.factories import call_item
 from tests.support import audio
 from tests.support.gateway import INGEST, PartnerCreds, create_partner
-from tests.support.pipeline import pipeline
-from tests.support.processes import ROOT
-from tests.support.receivers import Receiver, TestCa, receiver
-from tests.support.recordings import RecordingHost, recording_host
+from tests.support.pipeline import pipeline, signing_secret
+from tests.support.receivers import Receiver, TestCa
+from tests.support.recordings import RecordingHost
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not audio.tools_available(), reason="festival is not installed")]
 
@@ -79,23 +74,6 @@ class Person:
             callback_url=callback_url,
             metadata={"note": f"for {self.name}"},
         )
-
-
-@pytest.fixture
-async def host() -> AsyncIterator[RecordingHost]:
-    async with recording_host("127.0.0.1") as h:
-        yield h
-
-
-@pytest.fixture
-def tls() -> TestCa:
-    return TestCa()
-
-
-@pytest.fixture
-async def rx(tls: TestCa) -> AsyncIterator[Receiver]:
-    async with receiver(tls) as r:
-        yield r
 
 
 async def rows_containing(conn: asyncpg.Connection, needle: str) -> list[str]:
@@ -162,19 +140,6 @@ async def wait_erasure(client: httpx.AsyncClient, erasure_id: str, headers: dict
             await asyncio.sleep(0.5)
 
     return await asyncio.wait_for(poll(), 90)
-
-
-def signing_secret(database_url: str, partner_id: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "services.notifier.admin", "signing-secret", "show", "--partner", partner_id],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    secret: str = orjson.loads(out.stdout)["secret"]
-    return secret
 
 
 def blob_path(blob_root: Path, body: bytes) -> Path | None:

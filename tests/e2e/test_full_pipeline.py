@@ -7,10 +7,6 @@ said, and the status API agrees."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,10 +21,9 @@ from services.gateway.config import GatewaySettings
 from tests.factories import call_item
 from tests.support import audio
 from tests.support.gateway import INGEST, create_partner
-from tests.support.pipeline import pipeline
-from tests.support.processes import ROOT
-from tests.support.receivers import Receiver, TestCa, receiver
-from tests.support.recordings import RecordingHost, recording_host
+from tests.support.pipeline import pipeline, signing_secret
+from tests.support.receivers import Receiver, TestCa
+from tests.support.recordings import RecordingHost
 from tests.support.spec_callback import SPEC_EXAMPLE, assert_same_shape
 from tests.support.wer import word_attribution
 
@@ -46,23 +41,6 @@ PLAN: list[tuple[str, audio.Format, bool]] = [
 ]
 
 
-@pytest.fixture
-async def host() -> AsyncIterator[RecordingHost]:
-    async with recording_host("127.0.0.1") as h:
-        yield h
-
-
-@pytest.fixture
-def tls() -> TestCa:
-    return TestCa()
-
-
-@pytest.fixture
-async def rx(tls: TestCa) -> AsyncIterator[Receiver]:
-    async with receiver(tls) as r:
-        yield r
-
-
 def check_sensible(script: str, body: dict[str, Any]) -> None:
     """What the spoken script says must show in the analysis."""
     expected_intent = {"interested": "INTERESTED", "not_interested": "NOT_INTERESTED"}
@@ -77,19 +55,6 @@ def check_sensible(script: str, body: dict[str, Any]) -> None:
         assert context["inference_score"] >= 7, context
     assert body["intent_justification"] and body["summary"]
     assert 0 <= body["quality_score"] <= 100
-
-
-def signing_secret(database_url: str, partner_id: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "services.notifier.admin", "signing-secret", "show", "--partner", partner_id],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    secret: str = orjson.loads(out.stdout)["secret"]
-    return secret
 
 
 async def status_of(client: httpx.AsyncClient, call_id: str, headers: dict[str, str]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,8 @@ from tests.support import audio, otlp
 from tests.support import prometheus as prom
 from tests.support.gateway import INGEST, create_partner
 from tests.support.pipeline import pipeline
-from tests.support.receivers import Receiver, TestCa, receiver
-from tests.support.recordings import RecordingHost, recording_host
+from tests.support.receivers import Receiver, TestCa
+from tests.support.recordings import RecordingHost
 
 pytestmark = [
     pytest.mark.slow,
@@ -39,23 +39,6 @@ pytestmark = [
 
 SERVICES = ("gateway", "fetcher", "analyzer", "notifier")
 log = logging.getLogger(__name__)
-
-
-@pytest.fixture
-async def host() -> AsyncIterator[RecordingHost]:
-    async with recording_host("127.0.0.1") as h:
-        yield h
-
-
-@pytest.fixture
-def tls() -> TestCa:
-    return TestCa()
-
-
-@pytest.fixture
-async def rx(tls: TestCa) -> AsyncIterator[Receiver]:
-    async with receiver(tls) as r:
-        yield r
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 60) -> Any:

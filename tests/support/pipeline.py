@@ -5,6 +5,7 @@ and restartable on its own (for end-to-end and fault tests)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -122,3 +123,18 @@ def pipeline(
         yield running
     finally:
         running.close()
+
+
+def signing_secret(database_url: str, partner_id: str) -> str:
+    """The partner's current callback signing secret, as an operator reads it (the notifier's
+    admin CLI, which creates the first one if there is none)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "services.notifier.admin", "signing-secret", "show", "--partner", partner_id],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    secret: str = json.loads(out.stdout)["secret"]
+    return secret
