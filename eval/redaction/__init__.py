@@ -1,6 +1,6 @@
 """PII redaction measured on a labelled set of utterances (``python -m eval.redaction``).
 
-``dev.jsonl`` and ``test.jsonl`` hold one utterance a line: ``id``, ``text`` and ``pii``, the
+``dev.jsonl``, ``test.jsonl`` and ``heldout.jsonl`` hold one utterance a line: ``id``, ``text`` and ``pii``, the
 exact substrings that are a card number, a phone number or an email (``kind``, ``text``);
 utterances with no ``pii`` are negatives (numbers that are not personal data). See README.md.
 """
@@ -17,7 +17,9 @@ from schemas.analysis import Redaction
 from services.analyzer.redaction import Redactor, Span
 
 HERE = Path(__file__).parent
-SPLITS = ("dev", "test")
+# heldout: written by another engineer, without reading the rules, after they were final; scored,
+# never tuned on (README.md).
+SPLITS = ("dev", "test", "heldout")
 KINDS = ("card_number", "phone_number", "email")
 
 
