@@ -260,7 +260,14 @@ class S3BlobStore:
         self._spool.mkdir(parents=True, exist_ok=True)
         local = self._spool / f"read-{os.getpid()}-{os.urandom(6).hex()}"
         try:
-            response = await self._client.get_object(Bucket=self.bucket, Key=parts.path.lstrip("/"))
+            try:
+                response = await self._client.get_object(Bucket=self.bucket, Key=parts.path.lstrip("/"))
+            except ClientError as exc:
+                # Like the filesystem store: a purged or erased recording is "not found", which
+                # the analyzer reports as blob_missing instead of retrying.
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    raise BlobError("blob not found") from None
+                raise
             async with response["Body"] as stream:
                 f = await asyncio.to_thread(open, local, "wb")
                 try:

@@ -73,6 +73,20 @@ async def test_same_content_is_stored_once(store, tmp_path: Path) -> None:  # ty
     assert not second.exists()
 
 
+async def test_delete_removes_the_content_and_says_whether_it_was_there(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    kept, kept_digest = spool(tmp_path, b"another call's recording")
+    gone, digest = spool(tmp_path, b"an erased call's recording")
+    await store.put_file(kept, kept_digest, 24)
+    stored = await store.put_file(gone, digest, 26)
+    assert await store.delete(digest) is True
+    assert not await store.exists(digest)
+    with pytest.raises(BlobError):
+        async with store.open_local(stored.uri):
+            pass
+    assert await store.delete(digest) is False  # idempotent: a purge run again finds nothing
+    assert await store.exists(kept_digest)
+
+
 async def test_rejects_foreign_uris_and_bad_digests(store) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(BlobError):
         async with store.open_local("file:///etc/passwd"):
