@@ -188,14 +188,20 @@ async def test_erasure_and_retention_leave_nothing_behind_and_logs_hold_no_perso
         gateway_settings, tmp_path / "logs", blob_root=blob_root, ca_bundle=tls.write_bundle(tmp_path), extra=fast_purge
     ) as running:
         async with httpx.AsyncClient(base_url=running.gateway_url, timeout=30) as client:
-            # Rita's tenant keeps recordings ~78 s, transcripts ~86 s and results ~95 s (sent first,
-            # her call is analysed well before its recording goes).
-            retention = {"recording_days": 0.0009, "transcript_days": 0.001, "results_days": 0.0011}
+            # Rita's tenant keeps recordings ~104 s, transcripts ~121 s and results ~138 s. Her call
+            # goes first, alone, so it is analysed well before its recording goes, however loaded
+            # the machine (a recording purged before its analysis would fail the call instead).
+            retention = {"recording_days": 0.0012, "transcript_days": 0.0014, "results_days": 0.0016}
             await put_config(client, retention_headers, {"data_protection": {"retention": retention}})
             response = await client.post(
                 INGEST, content=orjson.dumps({"data": [items["rita"]]}), headers=retention_headers
             )
             assert response.status_code == 200, response.text
+            ids = {label: item["call"]["id"] for label, item in items.items()}
+            rita_done = await wait_status(client, ids["rita"], retention_headers, lambda d: d["status"] == "completed")
+            assert rita_done["data_protection"]["retention"]["recording"]["expires_at"]
+            assert rita_done["data_protection"]["retention"]["recording"]["purged_at"] is None
+            assert rita_done["result"]["transcript"]
             body = {"data": [items[n] for n in ("alice", "bob", "carol", "dave")]}
             response = await client.post(INGEST, content=orjson.dumps(body), headers=headers)
             assert response.status_code == 200, response.text
@@ -209,11 +215,8 @@ async def test_erasure_and_retention_leave_nothing_behind_and_logs_hold_no_perso
             assert response.status_code == 202, response.text
             erin_erasure = response.json()["erasure_id"]
 
-            ids = {label: item["call"]["id"] for label, item in items.items()}
             for label in ("alice", "bob", "carol", "dave"):
                 await wait_status(client, ids[label], headers, delivered)
-            rita_done = await wait_status(client, ids["rita"], retention_headers, lambda d: d["status"] == "completed")
-            assert rita_done["data_protection"]["retention"]["recording"]["expires_at"]
 
             # Erasure by call, then by customer.
             response = await client.delete(f"/api/v1/partner/calls/{ids['alice']}", headers=headers)
