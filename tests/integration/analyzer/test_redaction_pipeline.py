@@ -186,10 +186,10 @@ async def run_through_analyzer(
         stored = await AnalyzerRepository(pool).find(event.partner_id, event.call_id)
     finally:
         await pool.close()
-    assert stored is not None
+    assert stored is not None and not stored.transcript_purged
     sent = json.dumps([r.body for r in llm.requests])
     assert asr.requests, "the transcription endpoint was not used"
-    return published, stored, sent
+    return published, stored.event, sent
 
 
 def analysis_and_transcript(document: dict[str, Any]) -> str:
