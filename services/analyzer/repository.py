@@ -94,9 +94,12 @@ class AnalyzerRepository:
         is recorded with it; when it is not recorded (an erased call, or another delivery stored
         its analysis first with another copy) it is deleted unless a live row holds it."""
         async with self._pool.acquire() as conn, conn.transaction():
+            # Locks in one order everywhere (the call or its row, then the blob): no deadlock
+            # with an erasure or a purge.
+            live = await lock_live_call(conn, partner_id, call_id)
             if redacted_sha256 is not None:
                 await _lock_blob(conn, redacted_sha256)
-            if not await lock_live_call(conn, partner_id, call_id):
+            if not live:
                 await self._drop_copy(conn, blobs, redacted_sha256, now)
                 return False
             stored = await conn.fetchval(

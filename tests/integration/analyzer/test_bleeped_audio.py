@@ -255,3 +255,25 @@ async def test_the_copy_is_deleted_at_the_recordings_retention_expiry(
         "recordings": 0,
         "blobs": 0,
     }
+
+
+async def test_a_copy_rendered_for_a_call_erased_meanwhile_is_deleted_not_recorded(
+    deps: AnalyzeDeps, call: audio.RenderedCall, tmp_path: Path
+) -> None:
+    event = await fetched(deps, call, bleeping())
+    await handle_fetched(erased_event(event), deps)
+    spool = tmp_path / "copy.mp3"
+    spool.write_bytes(b"a bleeped copy")
+    digest = sha256_of(spool)
+    stored = await deps.blobs.put_file(spool, digest, 14)
+    recorded = await deps.repo.record(
+        event.partner_id,
+        event.call_id,
+        {"payload": {}},
+        transcript_expires_at=None,
+        results_expires_at=None,
+        redacted_sha256=digest,
+        blobs=deps.blobs,
+    )
+    assert recorded is False
+    assert not blob_path(stored.uri).exists()
