@@ -187,6 +187,15 @@ class AudioStats(_Open):
     channels: int
 
 
+class RedactedRecording(_Open):
+    """The copy of the recording with the redacted spans bleeped, stored by the analyzer (which
+    deletes it on erasure and at the recording's retention expiry)."""
+
+    blob_uri: str
+    sha256: str
+    media_type: str = Field(description="What the dashboard's player is told, e.g. audio/mpeg.")
+
+
 class CallAnalyzedPayload(CallAnalysis):
     """The spec's callback analysis fields, plus how they were obtained."""
 
@@ -197,6 +206,9 @@ class CallAnalyzedPayload(CallAnalysis):
     audio: AudioStats
     config_id: str = Field(description="The analysis configuration applied (see ingested.analysis_config).")
     ingested: CallIngestedPayload
+    # Additive: set when the tenant's redaction bleeps the audio too; the dashboard then serves
+    # this copy and never the original.
+    redacted_recording: RedactedRecording | None = None
 
 
 # ---------------------------------------------------------------------------------------------

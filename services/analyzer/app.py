@@ -96,6 +96,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
                 analysis=analysis,
                 asr_attempts=settings.asr_attempts,
                 announce=progress_announcer(app, settings.topic(TOPIC_PROGRESS)),
+                spool_dir=settings.spool_dir,
             )
             partitions, replicas = settings.kafka_topic_partitions, settings.kafka_replication_factor
             await host_worker(

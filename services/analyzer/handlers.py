@@ -7,8 +7,13 @@ analysis already published (same event id), without transcribing again. An engin
 that does not answer (``asr_unavailable``, ``llm_unavailable``) raises ``DependencyUnavailable``:
 the call waits for it, retried like a database outage, rather than failing.
 
-Erasure (``calls.erased.v1``, consumed by the same group): the call's analysis is deleted and a
-tombstone written under the call's lock; an erased call is not transcribed, and an analysis that
+Redaction with ``redact_audio``: besides the masked transcript, a copy of the recording with the
+masked spans bleeped (``bleep``) is stored in the blob store and named on the event
+(``redacted_recording``), for the dashboard to serve instead of the original; the analyzer owns
+it (deleted on erasure and at the recording's retention expiry, ``repository``).
+
+Erasure (``calls.erased.v1``, consumed by the same group): the call's analysis (and its bleeped
+copy) is deleted and a tombstone written under the call's lock; an erased call is not transcribed, and an analysis that
 finishes after its call was erased is neither stored nor published (``services.common.erasure``).
 """
 
@@ -16,10 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+
+import av
 
 from schemas.analysis import DEFAULT_CONFIG, ChannelMap, ConfigSnapshot, EngineInfo, Speaker, TranscriptSegment
 from schemas.events import (
@@ -31,12 +40,14 @@ from schemas.events import (
     CallFailed,
     CallFailedPayload,
     CallFetched,
+    RedactedRecording,
     follow_up,
 )
 from services.analyzer.analysis import AnalysisEngine, AnalysisError, AnalysisInput
 from services.analyzer.asr import AsrError, AsrRequest, AsrResult, Transcriber
+from services.analyzer.bleep import bleep_ranges, render_bleeped
 from services.analyzer.errors import AnalyzeFailed
-from services.analyzer.redaction import Redactor
+from services.analyzer.redaction import Redactor, SegmentSpan
 from services.analyzer.repository import AnalyzerRepository
 from services.analyzer.speakers import attribute
 from services.common import backoff, metrics, tracing
@@ -69,6 +80,7 @@ class AnalyzeDeps:
     analysis: AnalysisEngine
     asr_attempts: int = 2
     announce: Announce | None = None  # tells the status API the analysis started
+    spool_dir: Path | None = None  # where bleeped copies are written before the blob store takes them
 
 
 def event_id(event: CallFetched, kind: str) -> uuid.UUID:
@@ -122,12 +134,16 @@ async def handle_fetched(event: AnyEvent, deps: AnalyzeDeps) -> list[AnyEvent]:
         if await deps.repo.is_erased(event.partner_id, event.call_id):
             return []
         return [failed_event(event, failure)]
+    copy = analyzed.payload.redacted_recording
     stored = await deps.repo.record(
         event.partner_id,
         event.call_id,
         analyzed.model_dump(mode="json"),
         transcript_expires_at=expiries["transcript"],
         results_expires_at=results_expire,
+        redacted_sha256=copy.sha256 if copy is not None else None,
+        recording_expires_at=expiries["recording"],
+        blobs=deps.blobs,
     )
     if not stored:
         log.info("call erased while it was analysed; nothing kept", extra=context)
@@ -138,14 +154,15 @@ async def handle_fetched(event: AnyEvent, deps: AnalyzeDeps) -> list[AnyEvent]:
 async def handle_erased(event: CallErased, deps: AnalyzeDeps) -> list[AnyEvent]:
     """Delete the call's analysis and confirm; a redelivered erasure removes nothing more and
     confirms again (same event id)."""
-    removed = await deps.repo.erase(event)
+    removed = await deps.repo.erase(event, deps.blobs, datetime.now(UTC))
     log.info("call erased", extra={"partner_id": event.partner_id, "call_id": event.call_id, "removed": removed})
     return [confirmation(event, "analyzer", removed)]
 
 
 async def purge(now: datetime, deps: AnalyzeDeps) -> dict[str, int]:
-    """The analyzer's retention purge: transcripts and results whose retention ended by ``now``."""
-    return await deps.repo.purge(now)
+    """The analyzer's retention purge: transcripts, results and bleeped copies of recordings
+    whose retention ended by ``now``."""
+    return await deps.repo.purge(now, deps.blobs)
 
 
 async def analyze_call(event: CallFetched, deps: AnalyzeDeps) -> CallAnalyzed:
@@ -156,8 +173,14 @@ async def analyze_call(event: CallFetched, deps: AnalyzeDeps) -> CallAnalyzed:
     # process) and again in the engine's output; what is stored and published is masked only.
     redaction = snapshot.config.data_protection.redaction
     redactor = Redactor.from_config(redaction) if redaction.enabled else None
+    redacted_recording = None
     if redactor is not None:
-        transcript = await asyncio.to_thread(redactor.redact_segments, transcript)
+        heard_transcript = transcript
+        transcript, spans = await asyncio.to_thread(redactor.redact_transcript, transcript)
+        if redaction.redact_audio:
+            redacted_recording = await bleeped_copy(
+                event, deps, snapshot=snapshot, transcript=heard_transcript, spans=spans, asr=asr
+            )
     engine = deps.analysis
     started = time.perf_counter()
     outcome = "analyzed"
@@ -198,8 +221,49 @@ async def analyze_call(event: CallFetched, deps: AnalyzeDeps) -> CallAnalyzed:
             audio=AudioStats(duration_s=asr.duration_s, speech_s=asr.speech_s, channels=event.payload.channels),
             config_id=snapshot.config_id,
             ingested=event.payload.ingested,
+            redacted_recording=redacted_recording,
         ),
     )
+
+
+async def bleeped_copy(
+    event: CallFetched,
+    deps: AnalyzeDeps,
+    *,
+    snapshot: ConfigSnapshot,
+    transcript: list[TranscriptSegment],
+    spans: list[SegmentSpan],
+    asr: AsrResult,
+) -> RedactedRecording | None:
+    """Render the recording with ``spans`` (masked pieces of ``transcript``, the unmasked text)
+    bleeped, and store it. A copy is made even when nothing was masked: the dashboard serves only
+    the copy for such a call, never the original. A recording that cannot be rendered leaves the
+    call without a copy (the analysis is published; the dashboard then plays nothing); a blob
+    store that does not answer is an outage (the call waits for it)."""
+    context = {"partner_id": event.partner_id, "call_id": event.call_id}
+    ranges = bleep_ranges(transcript, spans, asr.word_times)
+    spool = deps.spool_dir or Path(tempfile.gettempdir())
+    await asyncio.to_thread(spool.mkdir, parents=True, exist_ok=True)
+    target = spool / f"bleeped-{uuid.uuid4().hex}.mp3"
+    try:
+        with tracing.span("render bleeped copy", attributes={"callpipe.redaction.ranges": len(ranges)}):
+            try:
+                async with deps.blobs.open_local(event.payload.blob_uri) as path:
+                    # PyAV and numpy release the GIL while they decode, fill and encode.
+                    rendered = await asyncio.to_thread(
+                        render_bleeped, str(path), channel_speakers(event, snapshot), ranges, target
+                    )
+            except (AsrError, av.FFmpegError, OSError, BlobError) as exc:
+                log.warning("bleeped copy not rendered", extra={**context, "error": type(exc).__name__})
+                return None
+        try:
+            stored = await deps.blobs.put_file(target, rendered.sha256, rendered.size)
+        except (BlobError, OSError) as exc:
+            raise DependencyUnavailable(f"the blob store did not take the bleeped copy: {type(exc).__name__}") from exc
+    finally:
+        await asyncio.to_thread(target.unlink, missing_ok=True)
+    log.info("bleeped copy stored", extra={**context, "ranges": len(ranges), "bleeped_s": rendered.bleeped_s})
+    return RedactedRecording(blob_uri=stored.uri, sha256=stored.sha256, media_type=rendered.media_type)
 
 
 async def _observed_transcribe(

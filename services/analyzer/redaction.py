@@ -98,6 +98,16 @@ class Span:
 
 
 @dataclass(frozen=True)
+class SegmentSpan:
+    """A masked piece of one transcript segment: the segment's index and the piece's character
+    offsets in the segment's original (unmasked) text."""
+
+    index: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
 class Redacted:
     """A masked text and what was masked in it (offsets refer to the input text)."""
 
@@ -695,15 +705,26 @@ class Redactor:
         ``JOIN_GAP_S`` apart are read as one text, whatever the other party says in between (a
         card number read out in pieces, the agent saying "mhm" after each, is one number); a span
         across segments is masked in each piece it covers."""
+        return self.redact_transcript(segments)[0]
+
+    def redact_transcript(
+        self, segments: Sequence[TranscriptSegment]
+    ) -> tuple[list[TranscriptSegment], list[SegmentSpan]]:
+        """``redact_segments``, and where each mask went: one ``SegmentSpan`` per masked piece,
+        its offsets in the segment's original text (what the bleeped audio copy is timed by)."""
         out = list(segments)
+        where: list[SegmentSpan] = []
         for group in _speaker_groups(segments):
             texts = [segments[k].text for k in group]
-            for k, masked in zip(group, self._redact_joined(texts), strict=True):
-                if masked != segments[k].text:
-                    out[k] = segments[k].model_copy(update={"text": masked})
-        return out
+            masked, pieces = self._redact_joined(texts)
+            for k, text in zip(group, masked, strict=True):
+                if text != segments[k].text:
+                    out[k] = segments[k].model_copy(update={"text": text})
+            where += [SegmentSpan(group[i], start, end) for i, start, end in pieces]
+        where.sort(key=lambda p: (p.index, p.start))
+        return out, where
 
-    def _redact_joined(self, texts: Sequence[str]) -> list[str]:
+    def _redact_joined(self, texts: Sequence[str]) -> tuple[list[str], list[tuple[int, int, int]]]:
         offsets = []
         pos = 0
         for t in texts:
@@ -712,17 +733,19 @@ class Redactor:
         joined = " ".join(texts)
         spans = self.find(joined)
         if not spans:
-            return list(texts)
+            return list(texts), []
         self.counts.update(s.kind for s in spans)
         out = []
-        for t, base in zip(texts, offsets, strict=True):
+        pieces: list[tuple[int, int, int]] = []
+        for i, (t, base) in enumerate(zip(texts, offsets, strict=True)):
             local = [
                 (max(s.start, base) - base, min(s.end, base + len(t)) - base, s.mask)
                 for s in spans
                 if s.start < base + len(t) and s.end > base
             ]
+            pieces += [(i, a, b) for a, b, _ in local]
             out.append(_apply(t, local) if local else t)
-        return out
+        return out, pieces
 
     def redact_model(self, model: M) -> M:
         """A copy of ``model`` with every string masked, recursively (nested models, lists,

@@ -9,6 +9,8 @@ from typing import Literal, Protocol, runtime_checkable
 from schemas.analysis import Speaker, TranscriptSegment
 
 EngineName = Literal["pocketsphinx", "faster_whisper", "openai"]
+#: One segment's words, each as (start, end) in recording seconds.
+WordTimes = tuple[tuple[float, float], ...]
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,11 @@ class AsrResult:
     voice-activity-detected speech in which the engine recognised words, summed over channels
     (noise the detector mistook for speech but that yields no words does not count).
     ``duration_s`` is the audio's duration as measured while decoding.
+
+    ``word_times``, when the engine aligns words (PocketSphinx), runs parallel to ``segments``:
+    the (start, end) seconds of each whitespace-separated word of the segment's text, in order.
+    It stays inside the analyzer (it times the bleeps of a redacted copy of the audio) and is
+    never part of the transcript partners see; None for engines that give segment times only.
     """
 
     segments: list[TranscriptSegment]
@@ -53,6 +60,7 @@ class AsrResult:
     engine: str
     model: str
     version: str
+    word_times: list[WordTimes] | None = None
 
 
 @runtime_checkable

@@ -35,7 +35,7 @@ import pocketsphinx
 from schemas.analysis import Speaker, TranscriptSegment
 
 from .audio import PcmStream, SpeechRegion, SpeechSegmenter, VadSettings, check_deadline
-from .base import AsrRequest, AsrResult, AsrSettings, merge_segments
+from .base import AsrRequest, AsrResult, AsrSettings, WordTimes
 from .errors import AsrError
 from .pool import WorkerPool
 
@@ -90,6 +90,7 @@ class Recognition:
     segments: list[TranscriptSegment]
     speech_s: float
     duration_s: float
+    word_times: list[WordTimes] | None = None
 
 
 def load_decoder(options: Mapping[str, DecoderValue]) -> Any:
@@ -111,6 +112,7 @@ class ChannelRecognizer:
         self._tuning = tuning
         self._segmenter = SpeechSegmenter(tuning.vad, max_region_s=tuning.max_region_s)
         self.segments: list[TranscriptSegment] = []
+        self.word_times: list[WordTimes] = []
         self.speech_s = 0.0
 
     def feed(self, pcm: bytes) -> None:
@@ -156,6 +158,12 @@ class ChannelRecognizer:
                 confidence=None,
             )
         )
+        self.word_times.append(
+            tuple(
+                (round(region.start_s + s / _FRAME_RATE, 2), round(region.start_s + (e + 1) / _FRAME_RATE, 2))
+                for _, s, e in words
+            )
+        )
 
 
 def transcribe_file(
@@ -176,10 +184,16 @@ def transcribe_file(
                 channel.feed(pcm)
         for channel in channels:
             channel.finish()
+        # Sorted as merge_segments sorts, each segment's word times kept beside it.
+        timed = sorted(
+            ((s, w) for c in channels for s, w in zip(c.segments, c.word_times, strict=True)),
+            key=lambda sw: (sw[0].start, sw[0].end, sw[0].speaker),
+        )
         return Recognition(
-            segments=merge_segments([c.segments for c in channels]),
+            segments=[s for s, _ in timed],
             speech_s=round(sum(c.speech_s for c in channels), 2),
             duration_s=round(stream.duration_s, 3),
+            word_times=[w for _, w in timed],
         )
 
 
@@ -252,6 +266,7 @@ class PocketSphinxTranscriber:
             engine=ENGINE,
             model=self.model,
             version=self.version,
+            word_times=out.word_times,
         )
 
     async def close(self) -> None:

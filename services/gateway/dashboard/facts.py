@@ -94,6 +94,9 @@ class CallFact:
     bant: tuple[bool, bool, bool, bool] | None = None  # needs, budget, authority, timeline found
     blob_uri: str | None = None
     media_type: str | None = None
+    #: The recording named is the bleeped copy (redaction with ``redact_audio``): it replaces
+    #: any other, and no other replaces it.
+    audio_redacted: bool = False
     details: dict[str, Any] | None = None
     params: tuple[ParamScore, ...] = field(default=())
 
@@ -149,12 +152,25 @@ def _found(text: str | None) -> bool:
     return bool(text and text.strip())
 
 
+def bleeps_audio(ingested: CallIngestedPayload) -> bool:
+    """Whether the call's redaction replaces its recording with a bleeped copy (the snapshot
+    taken when it arrived decides, as it does in the analyzer)."""
+    snapshot = ingested.analysis_config
+    if snapshot is None:
+        return False
+    redaction = snapshot.config.data_protection.redaction
+    return redaction.enabled and redaction.redact_audio
+
+
 def fact_of(event: AnyEvent) -> CallFact | None:
     """The event's contribution, or None for events the dashboard does not follow."""
     if isinstance(event, CallIngested):
         return CallFact(**_identity(event, "processing", event.payload))
     if isinstance(event, CallFetched):
         fetched = event.payload
+        if bleeps_audio(fetched.ingested):
+            # Only the analyzer's bleeped copy is ever played for such a call, never the original.
+            return CallFact(**_identity(event, "processing", fetched.ingested))
         return CallFact(
             **_identity(event, "processing", fetched.ingested),
             blob_uri=fetched.blob_uri,
@@ -176,8 +192,12 @@ def fact_of(event: AnyEvent) -> CallFact | None:
                 speech[segment.speaker] += max(segment.end - segment.start, 0.0)
         spoken = speech["agent"] + speech["customer"]
         bant = analyzed.bant
+        copy = analyzed.redacted_recording
         return CallFact(
             **_identity(event, "completed", analyzed.ingested),
+            blob_uri=copy.blob_uri if copy is not None else None,
+            media_type=copy.media_type if copy is not None else None,
+            audio_redacted=copy is not None,
             intent=analyzed.intent,
             quality_score=analyzed.quality_score,
             fatal_failed=fatal if scored else None,

@@ -312,10 +312,10 @@ _UPSERT_CALL = """
 INSERT INTO dashboard_calls AS d (
     partner_id, call_id, tenant_id, subtenant_id, agent_id, agent_name, customer_id, customer_name, started_at,
     duration_s, status, status_rank, intent, quality_score, score_sort, fatal_failed, talk_ratio, concerns,
-    blob_uri, media_type, details
+    blob_uri, media_type, details, audio_redacted
 ) VALUES (
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::real, coalesce($14::real, -1),
-    $15, $16, $17, $18, $19, $20
+    $15, $16, $17, $18, $19, $20, $21
 )
 ON CONFLICT (partner_id, call_id) DO UPDATE SET
     agent_id = coalesce(d.agent_id, excluded.agent_id),
@@ -339,8 +339,16 @@ ON CONFLICT (partner_id, call_id) DO UPDATE SET
                         ELSE coalesce(d.fatal_failed, excluded.fatal_failed) END,
     talk_ratio = CASE WHEN d.status = 'failed' THEN d.talk_ratio ELSE coalesce(d.talk_ratio, excluded.talk_ratio) END,
     concerns = CASE WHEN d.status = 'failed' THEN d.concerns ELSE coalesce(d.concerns, excluded.concerns) END,
-    blob_uri = CASE WHEN d.recording_purged_at IS NOT NULL THEN NULL ELSE coalesce(d.blob_uri, excluded.blob_uri) END,
-    media_type = coalesce(d.media_type, excluded.media_type),
+    -- The bleeped copy, once known, is the only recording served for the call (the fetched
+    -- event of such a call names no recording, in whatever order the two events come).
+    blob_uri = CASE WHEN d.recording_purged_at IS NOT NULL THEN NULL
+                    WHEN excluded.audio_redacted THEN excluded.blob_uri
+                    WHEN d.audio_redacted THEN d.blob_uri
+                    ELSE coalesce(d.blob_uri, excluded.blob_uri) END,
+    media_type = CASE WHEN excluded.audio_redacted THEN excluded.media_type
+                      WHEN d.audio_redacted THEN d.media_type
+                      ELSE coalesce(d.media_type, excluded.media_type) END,
+    audio_redacted = d.audio_redacted OR excluded.audio_redacted,
     updated_at = now()
 """
 
@@ -415,6 +423,7 @@ def _call_args(f: CallFact) -> tuple[Any, ...]:
         f.blob_uri,
         f.media_type,
         f.details,
+        f.audio_redacted,
     )
 
 

@@ -122,6 +122,11 @@ def transcriber_of(deps: AnalyzeDeps) -> GatedTranscriber:
     return deps.transcriber
 
 
+def purged(analyses: int, transcripts: int) -> dict[str, int]:
+    """What a purge reports removing (no bleeped copies here: redaction is off)."""
+    return {"analyses": analyses, "transcripts": transcripts, "recordings": 0, "blobs": 0}
+
+
 async def stored_row(database_url: str, call_id: str) -> asyncpg.Record | None:
     conn = await asyncpg.connect(database_url)
     try:
@@ -141,12 +146,12 @@ async def test_an_erasure_deletes_the_analysis_and_a_redelivered_fetch_brings_no
     erasure = erased_event(event)
     [confirmed] = await handle_fetched(erasure, deps)
     assert isinstance(confirmed, CallErasureConfirmed)
-    assert (confirmed.payload.service, confirmed.payload.removed) == ("analyzer", {"analyses": 1})
+    assert (confirmed.payload.service, confirmed.payload.removed) == ("analyzer", {"analyses": 1, "blobs": 0})
     assert confirmed.payload.erasure_id == erasure.payload.erasure_id
     assert await rows_of_call(database_url, "analyzer", event.partner_id, event.call_id) == {}
 
     [again] = await handle_fetched(erasure, deps)
-    assert again.event_id == confirmed.event_id and again.payload.removed == {"analyses": 0}
+    assert again.event_id == confirmed.event_id and again.payload.removed == {"analyses": 0, "blobs": 0}
 
     calls = transcriber_of(deps).calls
     assert await handle_fetched(event, deps) == []
@@ -159,7 +164,7 @@ async def test_a_call_erased_before_its_analysis_is_not_transcribed(
 ) -> None:
     event = await fetched(deps, recording)
     [confirmed] = await handle_fetched(erased_event(event), deps)
-    assert confirmed.payload.removed == {"analyses": 0}
+    assert confirmed.payload.removed == {"analyses": 0, "blobs": 0}
     assert await handle_fetched(event, deps) == []
     assert transcriber_of(deps).calls == 0
     assert await rows_of_call(database_url, "analyzer", event.partner_id, event.call_id) == {}
@@ -195,24 +200,24 @@ async def test_transcripts_then_results_are_purged_at_their_expiries(
     assert row["transcript_expires_at"] == received + timedelta(days=1)
     assert row["results_expires_at"] == received + timedelta(days=3)
 
-    assert await handlers.purge(received + timedelta(hours=20), deps) == {"analyses": 0, "transcripts": 0}
+    assert await handlers.purge(received + timedelta(hours=20), deps) == purged(0, 0)
     at = received + timedelta(days=2)
-    assert await handlers.purge(at, deps) == {"analyses": 0, "transcripts": 1}
+    assert await handlers.purge(at, deps) == purged(0, 1)
     row = await stored_row(database_url, event.call_id)
     assert row is not None and row["transcript_purged_at"] == at
     stored = json.loads(row["event"])  # a plain connection: jsonb as text
     assert "transcript" not in stored["payload"]
     assert stored["payload"]["intent"] == analyzed.payload.intent  # the results stay
-    assert await handlers.purge(at, deps) == {"analyses": 0, "transcripts": 0}  # idempotent
+    assert await handlers.purge(at, deps) == purged(0, 0)  # idempotent
 
     # A redelivered fetched event: nothing to republish, nothing transcribed again.
     calls = transcriber_of(deps).calls
     assert await handle_fetched(event, deps) == []
     assert transcriber_of(deps).calls == calls
 
-    assert await handlers.purge(received + timedelta(days=4), deps) == {"analyses": 1, "transcripts": 0}
+    assert await handlers.purge(received + timedelta(days=4), deps) == purged(1, 0)
     assert await stored_row(database_url, event.call_id) is None
-    assert await handlers.purge(received + timedelta(days=4), deps) == {"analyses": 0, "transcripts": 0}
+    assert await handlers.purge(received + timedelta(days=4), deps) == purged(0, 0)
 
 
 async def test_a_call_whose_results_retention_already_ended_is_not_analysed(
@@ -275,7 +280,7 @@ async def test_the_analyzer_process_confirms_an_erasure_on_kafka_and_purges_on_i
             await producer.stop()
         done = parse_event(record.value)
         assert isinstance(done, CallErasureConfirmed)
-        assert (done.payload.service, done.payload.removed) == ("analyzer", {"analyses": 1})
+        assert (done.payload.service, done.payload.removed) == ("analyzer", {"analyses": 1, "blobs": 0})
         assert await rows_of_call(database_url, "analyzer", ingested.partner_id, ingested.call_id) == {}
     finally:
         await conn.close()

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from schemas.analysis import DEFAULT_CONFIG, ConfigSnapshot, DataProtection, Redaction
+from schemas.events import CallAnalyzed, RedactedRecording
 from services.common.db import create_pool
 from services.gateway.dashboard import handlers
 from services.gateway.dashboard.projector import project
@@ -214,3 +216,37 @@ async def test_long_ranges_add_whole_weeks_and_ragged_ends_exactly(repo: Dashboa
 
 def iso(when: datetime) -> str:
     return when.isoformat().replace("+00:00", "Z")
+
+
+def bleeping(call: Any) -> Any:
+    """``call`` (an ingested event) whose tenant bleeps redacted spans in the recording."""
+    config = DEFAULT_CONFIG.model_copy(
+        update={"data_protection": DataProtection(redaction=Redaction(enabled=True, redact_audio=True))}
+    )
+    snapshot = ConfigSnapshot(config_id=config.config_id(), config=config, source="tenant")
+    return call.model_copy(update={"payload": call.payload.model_copy(update={"analysis_config": snapshot})})
+
+
+def with_copy(event: CallAnalyzed, uri: str) -> CallAnalyzed:
+    copy = RedactedRecording(blob_uri=uri, sha256="1" * 64, media_type="audio/mpeg")
+    return event.model_copy(update={"payload": event.payload.model_copy(update={"redacted_recording": copy})})
+
+
+@pytest.mark.parametrize("order", ["pipeline", "analyzed_first"])
+async def test_a_bleeped_call_serves_the_copy_and_never_the_original(
+    repo: DashboardRepository, partner_id: str, order: str
+) -> None:
+    call = bleeping(ingested(partner_id))
+    original = fetched(call, at(2))
+    done = with_copy(analyzed(call, at(10)), "file:///blobs/bleeped")
+    # Before the analysis, the call has no recording to play: not the original.
+    await fold(repo, call, original)
+    assert await repo.recording(scope(partner_id), call.call_id) is None
+    events = [done, original] if order == "analyzed_first" else [original, done]
+    await fold(repo, *events, original)
+    assert await repo.recording(scope(partner_id), call.call_id) == ("file:///blobs/bleeped", "audio/mpeg")
+
+    # Without bleeping, the original is played as before.
+    plain = ingested(partner_id)
+    await fold(repo, plain, fetched(plain, at(2)), analyzed(plain, at(10)))
+    assert await repo.recording(scope(partner_id), plain.call_id) == ("file:///blobs/x", "audio/mpeg")
