@@ -3,10 +3,10 @@
 The analyzer owns one kind of blob: the bleeped copy of a recording (``redacted_sha256``), which
 it deletes on erasure and at the recording's retention expiry. Blobs are content addressed, so a
 copy is deleted only when no other live row holds the same digest, under the digest's advisory
-lock (the fetcher's rule for originals). The fetcher's originals are never checked here: a
-bleeped copy is an MP3 this service encoded with a tone in it, which no partner's recording
-equals in practice, and the lock keys differ, so neither service ever deletes the other's blob
-by sharing a digest.
+lock (``services.common.erasure.lock_blob`` and ``release_blob``, the fetcher's rule for
+originals). The fetcher's originals are never checked here: a bleeped copy is an MP3 this service
+encoded with a tone in it, which no partner's recording equals in practice, so neither service
+ever deletes the other's blob by sharing a digest.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import asyncpg
 
 from schemas.events import CallErased
 from services.common.blobs import BlobStore
-from services.common.erasure import is_erased, lock_call, lock_live_call, record_erased
+from services.common.erasure import is_erased, lock_blob, lock_call, lock_live_call, record_erased, release_blob
 
 
 @dataclass(frozen=True)
@@ -38,23 +38,11 @@ _SHARED = (
 )
 
 
-async def _lock_blob(conn: asyncpg.Connection, sha256: str) -> None:
-    """Serialise, until the end of the transaction, whatever stores or deletes this copy."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7342))", f"redacted/{sha256}")
-
-
-async def _release_unshared(conn: asyncpg.Connection, blobs: BlobStore, sha256: str, now: datetime) -> int:
-    """Delete the copy unless a live row still holds it (caller holds its lock); 1 if deleted."""
-    if await conn.fetchval(_SHARED, sha256, now):
-        return 0
-    return 1 if await blobs.delete(sha256) else 0
-
-
 async def _release_all(conn: asyncpg.Connection, blobs: BlobStore, digests: set[str], now: datetime) -> int:
     removed = 0
     for sha256 in sorted(digests):  # one lock order: no deadlock
-        await _lock_blob(conn, sha256)
-        removed += await _release_unshared(conn, blobs, sha256, now)
+        await lock_blob(conn, sha256)
+        removed += await release_blob(conn, blobs, sha256, still_held=_SHARED, now=now)
     return removed
 
 
@@ -98,7 +86,7 @@ class AnalyzerRepository:
             # with an erasure or a purge.
             live = await lock_live_call(conn, partner_id, call_id)
             if redacted_sha256 is not None:
-                await _lock_blob(conn, redacted_sha256)
+                await lock_blob(conn, redacted_sha256)
             if not live:
                 await self._drop_copy(conn, blobs, redacted_sha256, now)
                 return False
@@ -123,7 +111,7 @@ class AnalyzerRepository:
         conn: asyncpg.Connection, blobs: BlobStore | None, sha256: str | None, now: datetime | None
     ) -> None:
         if sha256 is not None and blobs is not None:
-            await _release_unshared(conn, blobs, sha256, now or datetime.now(UTC))
+            await release_blob(conn, blobs, sha256, still_held=_SHARED, now=now or datetime.now(UTC))
 
     async def erase(self, event: CallErased, blobs: BlobStore, now: datetime) -> dict[str, int]:
         """Write the call's tombstone and delete its analysis and its bleeped copy. Idempotent."""

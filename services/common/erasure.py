@@ -32,6 +32,7 @@ from schemas.events import (
     follow_up,
 )
 from services.common.backoff import Backoff
+from services.common.blobs import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,23 @@ async def lock_call(conn: asyncpg.Connection, partner_id: str, call_id: str) -> 
     """Serialise, until the end of the current transaction, every transaction that stores data
     of this call or erases it (a transaction-scoped advisory lock on the call's key)."""
     await conn.execute(_LOCK_ONE, call_key(partner_id, call_id))
+
+
+async def lock_blob(conn: asyncpg.Connection, sha256: str) -> None:
+    """Serialise, until the end of the transaction, whatever stores or deletes this content in
+    the (content-addressed) blob store: several calls may hold one blob."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7341))", f"blob/{sha256}")
+
+
+async def release_blob(
+    conn: asyncpg.Connection, blobs: BlobStore, sha256: str, *, still_held: str, now: datetime
+) -> int:
+    """Delete the blob unless another live row still holds it (``still_held``: the service's
+    query, ``$1`` the digest and ``$2`` now, answering whether one does); the caller holds the
+    blob's lock. 1 if a blob was deleted."""
+    if await conn.fetchval(still_held, sha256, now):
+        return 0
+    return 1 if await blobs.delete(sha256) else 0
 
 
 async def lock_live_call(conn: asyncpg.Connection, partner_id: str, call_id: str) -> bool:

@@ -3,7 +3,7 @@
 Blobs are content addressed: calls with the same recording (even of different partners) share
 one blob, so a blob is deleted only when no other *live* row (not purged, not yet expired) holds
 its sha256. Every path that stores, erases or purges a blob takes the blob's advisory lock
-(``_lock_blob``) first, so a fetch recording a row and an erasure or purge deleting the same
+(``lock_blob``) first, so a fetch recording a row and an erasure or purge deleting the same
 content are ordered: whichever comes second sees what the first did.
 """
 
@@ -16,7 +16,7 @@ import asyncpg
 
 from schemas.events import CallErased
 from services.common.blobs import BlobStore
-from services.common.erasure import is_erased, lock_call, lock_live_call, record_erased
+from services.common.erasure import is_erased, lock_blob, lock_call, lock_live_call, record_erased, release_blob
 from services.fetcher.errors import BlobVanished
 
 
@@ -45,19 +45,6 @@ _SHARED = (
     "SELECT EXISTS (SELECT 1 FROM fetches WHERE sha256 = $1 AND recording_purged_at IS NULL"
     " AND (recording_expires_at IS NULL OR recording_expires_at > $2))"
 )
-
-
-async def _lock_blob(conn: asyncpg.Connection, sha256: str) -> None:
-    """Serialise, until the end of the transaction, whatever stores or deletes this content."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7341))", f"blob/{sha256}")
-
-
-async def _release_unshared(conn: asyncpg.Connection, blobs: BlobStore, sha256: str, now: datetime) -> int:
-    """Delete the blob unless a live row still holds it (caller holds the blob's lock); 1 if a
-    blob was deleted."""
-    if await conn.fetchval(_SHARED, sha256, now):
-        return 0
-    return 1 if await blobs.delete(sha256) else 0
 
 
 class FetcherRepository:
@@ -96,9 +83,9 @@ class FetcherRepository:
         erasure or purge between storing it and this record (the message is retried)."""
         async with self._pool.acquire() as conn, conn.transaction():
             live = await lock_live_call(conn, partner_id, call_id)
-            await _lock_blob(conn, fetch.sha256)
+            await lock_blob(conn, fetch.sha256)
             if not live:
-                await _release_unshared(conn, blobs, fetch.sha256, now)
+                await release_blob(conn, blobs, fetch.sha256, still_held=_SHARED, now=now)
                 return False
             if not await blobs.exists(fetch.sha256):
                 raise BlobVanished("the stored recording was deleted before it was recorded")
@@ -125,8 +112,8 @@ class FetcherRepository:
         """Delete a blob this service stored but will not record (its call was erased), unless a
         live row holds the same content; 1 if deleted."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await _lock_blob(conn, sha256)
-            return await _release_unshared(conn, blobs, sha256, now)
+            await lock_blob(conn, sha256)
+            return await release_blob(conn, blobs, sha256, still_held=_SHARED, now=now)
 
     async def erase(self, event: CallErased, blobs: BlobStore, now: datetime) -> dict[str, int]:
         """Write the call's tombstone and delete its fetch row and its blob (unless another live
@@ -143,10 +130,10 @@ class FetcherRepository:
                 return {"fetches": 0, "blobs": 0}
             removed_blobs = 0
             if row["recording_purged_at"] is None:
-                await _lock_blob(conn, row["sha256"])
+                await lock_blob(conn, row["sha256"])
                 # Deleted before the commit, under the locks: if the deletion fails, the whole
                 # erasure is rolled back and retried, tombstone included.
-                removed_blobs = await _release_unshared(conn, blobs, row["sha256"], now)
+                removed_blobs = await release_blob(conn, blobs, row["sha256"], still_held=_SHARED, now=now)
             return {"fetches": 1, "blobs": removed_blobs}
 
     async def purge_recordings(self, blobs: BlobStore, now: datetime, *, batch: int = 200) -> dict[str, int]:
@@ -174,8 +161,8 @@ class FetcherRepository:
                     now,
                 )
                 for sha256 in sorted({r["sha256"] for r in rows}):  # one lock order: no deadlock
-                    await _lock_blob(conn, sha256)
-                    blobs_removed += await _release_unshared(conn, blobs, sha256, now)
+                    await lock_blob(conn, sha256)
+                    blobs_removed += await release_blob(conn, blobs, sha256, still_held=_SHARED, now=now)
                 recordings += len(rows)
             if len(rows) < batch:
                 break
