@@ -352,11 +352,15 @@ class AnalysisConfigIn(BaseModel):
 
     def stored(self) -> dict[str, Any]:
         """The level's document as stored: fields left out or null are dropped (inherited), except
-        inside ``data_protection``, where a key sent as null means something of its own (a null
-        retention keeps that part until the call is erased) and only keys left out are inherited."""
+        a retention period inside ``data_protection``, where null means something of its own (keep
+        that part until the call is erased) and only a period left out is inherited."""
         document = self.model_dump(mode="json", exclude_none=True, exclude={"data_protection"})
         if self.data_protection is not None:
             protection = self.data_protection.model_dump(mode="json", exclude_unset=True)
+            # Only a retention period has a meaning for null; a null redaction setting is
+            # inherited like a field left out.
+            if isinstance(redaction := protection.get("redaction"), dict):
+                protection["redaction"] = {k: v for k, v in redaction.items() if v is not None}
             document["data_protection"] = {k: v for k, v in protection.items() if v is not None}
         return document
 

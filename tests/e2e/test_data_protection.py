@@ -57,8 +57,9 @@ class Person:
         self.customer_id = f"cust-{label}-{tag}"
         self.name = f"Philippa Quennell{label.capitalize()}{tag}"
         self.email = f"philippa.{label}.{tag}@example.org"
-        digits = str(int(tag, 16) % 10_000).zfill(4)
-        self.contact_number = contact_number or f"+1415555{digits}"
+        # Ten digits of their own: other tests' calls in the shared database have numbers too.
+        digits = str(uuid.uuid4().int % 10**10).zfill(10)
+        self.contact_number = contact_number or f"+1{digits}"
 
     def values(self) -> list[str]:
         """What must not survive an erasure, nor reach a log line."""
@@ -74,6 +75,12 @@ class Person:
             callback_url=callback_url,
             metadata={"note": f"for {self.name}"},
         )
+
+
+def written_by_hand(number: str) -> str:
+    """``+1NNNNNNNNNN`` as a person writes it, ``+1 (NNN) NNN-NNNN``: the same digits."""
+    d = number[2:]
+    return f"+1 ({d[:3]}) {d[3:6]}-{d[6:]}"
 
 
 async def rows_containing(conn: asyncpg.Connection, needle: str) -> list[str]:
@@ -226,7 +233,7 @@ async def test_erasure_and_retention_leave_nothing_behind_and_logs_hold_no_perso
             response = await client.post(
                 ERASURES,
                 content=orjson.dumps(
-                    {"customer_id": bob.customer_id, "contact_number": "+1 (415) 555-" + bob.contact_number[-4:]}
+                    {"customer_id": bob.customer_id, "contact_number": written_by_hand(bob.contact_number)}
                 ),
                 headers=headers,
             )

@@ -503,3 +503,16 @@ async def test_data_protection_configuration_validation(client: httpx.AsyncClien
     assert got.json()["data"]["effective"]["data_protection"] == effective
     other_sub = await client.get(CONFIG, headers=partner.headers(subtenant="subtenant2"))
     assert other_sub.json()["data"]["effective"]["data_protection"]["retention"]["transcript_days"] == 365.0
+
+    # A null redaction setting (or a null section) is inherited, like a field left out.
+    nulls = {
+        "data_protection": {
+            "redaction": {"enabled": None, "entities": None, "patterns": None, "redact_audio": False},
+            "retention": None,
+        }
+    }
+    response = await client.put(CONFIG, params={"scope": "subtenant"}, content=orjson.dumps(nulls), headers=headers)
+    assert response.status_code == 200, response.text
+    effective = response.json()["data"]["effective"]["data_protection"]
+    assert effective["redaction"]["enabled"] is True and effective["redaction"]["redact_audio"] is False
+    assert effective["retention"]["recording_days"] == 7.0
