@@ -263,7 +263,8 @@ def _unique_parameters(rubric: list[RubricParameterIn]) -> list[RubricParameterI
 # Data protection (schemas.analysis.DataProtection): every key optional, so a subtenant overrides
 # only what it sends. The limits repeat the schema's, checked here to answer in the spec's shape.
 _MAX_DAYS = 36_500.0
-Days = Annotated[float, Field(gt=0, le=_MAX_DAYS, strict=False)]
+# Strict: a whole number is a number, but true and "30" are not.
+Days = Annotated[float, Field(gt=0, le=_MAX_DAYS, strict=True)]
 
 
 class RetentionIn(BaseModel):

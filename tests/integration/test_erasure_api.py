@@ -516,3 +516,12 @@ async def test_data_protection_configuration_validation(client: httpx.AsyncClien
     effective = response.json()["data"]["effective"]["data_protection"]
     assert effective["redaction"]["enabled"] is True and effective["redaction"]["redact_audio"] is False
     assert effective["retention"]["recording_days"] == 7.0
+
+    # true and "30" are not numbers of days.
+    for value in (True, "30"):
+        body = {"data_protection": {"retention": {"recording_days": value}}}
+        response = await client.put(CONFIG, params={"scope": "tenant"}, content=orjson.dumps(body), headers=headers)
+        assert response.status_code == 422, (value, response.text)
+        assert response.json()["errors"] == [
+            {"field": "data_protection.retention.recording_days", "message": "recording_days must be a number"}
+        ]
