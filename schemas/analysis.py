@@ -124,13 +124,23 @@ class RedactionPattern(_Model):
     @field_validator("regex")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            compiled = regex.compile(value, regex.IGNORECASE)
-        except regex.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        if compiled.search("", timeout=0.1) is not None:
-            raise ValueError("the pattern matches empty text")
+        if (problem := pattern_problem(value)) is not None:
+            raise ValueError(problem)
         return value
+
+
+def pattern_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a redaction pattern (it does not compile, or matches empty text,
+    which would mask nothing but split every text), or None: one rule for the API and the model."""
+    try:
+        compiled = regex.compile(value, regex.IGNORECASE)
+    except regex.error as exc:
+        return f"must be a valid regular expression ({exc})"
+    try:
+        matches_empty = compiled.search("", timeout=0.1) is not None
+    except TimeoutError:
+        matches_empty = True
+    return "must not match empty text" if matches_empty else None
 
 
 class Redaction(_Model):

@@ -19,7 +19,7 @@ import asyncpg
 
 from schemas.events import CallErased
 from services.common.blobs import BlobStore
-from services.common.erasure import is_erased, lock_blob, lock_call, lock_live_call, record_erased, release_blob
+from services.common.erasure import begin_erasure, is_erased, lock_blob, lock_live_call, release_blob
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,7 @@ class AnalyzerRepository:
     async def erase(self, event: CallErased, blobs: BlobStore, now: datetime) -> dict[str, int]:
         """Write the call's tombstone and delete its analysis and its bleeped copy. Idempotent."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await lock_call(conn, event.partner_id, event.call_id)
-            await record_erased(conn, event)
+            await begin_erasure(conn, event.partner_id, event.call_id, event.payload.erasure_id)
             deleted = await conn.fetch(
                 "DELETE FROM analyses WHERE partner_id = $1 AND call_id = $2 RETURNING redacted_sha256",
                 event.partner_id,

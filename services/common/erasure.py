@@ -102,14 +102,16 @@ async def is_erased(conn: asyncpg.Connection | asyncpg.Pool, partner_id: str, ca
     return bool(found)
 
 
-async def record_erased(conn: asyncpg.Connection, event: CallErased) -> bool:
-    """Write the call's tombstone; False if it was already there (a redelivered erasure)."""
+async def begin_erasure(conn: asyncpg.Connection, partner_id: str, call_id: str, erasure_id: uuid.UUID) -> bool:
+    """What every service's erasure of a call starts with, inside its transaction: the call's
+    lock, then its tombstone. False if the tombstone was already there (a redelivered erasure)."""
+    await lock_call(conn, partner_id, call_id)
     inserted = await conn.fetchval(
         "INSERT INTO erased_calls (partner_id, call_id, erasure_id, erased_at) VALUES ($1, $2, $3, now())"
         " ON CONFLICT (partner_id, call_id) DO NOTHING RETURNING true",
-        event.partner_id,
-        event.call_id,
-        event.payload.erasure_id,
+        partner_id,
+        call_id,
+        erasure_id,
     )
     return bool(inserted)
 

@@ -16,7 +16,7 @@ import asyncpg
 
 from schemas.events import CallErased
 from services.common.blobs import BlobStore
-from services.common.erasure import is_erased, lock_blob, lock_call, lock_live_call, record_erased, release_blob
+from services.common.erasure import begin_erasure, is_erased, lock_blob, lock_live_call, release_blob
 from services.fetcher.errors import BlobVanished
 
 
@@ -119,8 +119,7 @@ class FetcherRepository:
         """Write the call's tombstone and delete its fetch row and its blob (unless another live
         row holds the same content). Idempotent: a second erasure removes nothing more."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await lock_call(conn, event.partner_id, event.call_id)
-            await record_erased(conn, event)
+            await begin_erasure(conn, event.partner_id, event.call_id, event.payload.erasure_id)
             row = await conn.fetchrow(
                 "DELETE FROM fetches WHERE partner_id = $1 AND call_id = $2 RETURNING sha256, recording_purged_at",
                 event.partner_id,

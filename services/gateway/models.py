@@ -16,7 +16,6 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, NotRequired
 
-import regex
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -29,6 +28,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 from typing_extensions import TypedDict
+
+from schemas.analysis import pattern_problem
 
 MAX_BATCH = 50
 MAX_METADATA_PAIRS = 5
@@ -281,16 +282,8 @@ class RetentionIn(BaseModel):
 
 
 def _compiles(value: str) -> str:
-    try:
-        compiled = regex.compile(value, regex.IGNORECASE)
-    except regex.error as exc:
-        raise _fail(f"must be a valid regular expression ({exc})") from None
-    try:
-        matches_empty = compiled.search("", timeout=0.1) is not None
-    except TimeoutError:
-        matches_empty = True
-    if matches_empty:
-        raise _fail("must not match empty text")
+    if (problem := pattern_problem(value)) is not None:
+        raise _fail(problem)
     return value
 
 

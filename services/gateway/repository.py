@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from schemas.events import ERASURE_SERVICES, call_key
-from services.common.erasure import lock_call, lock_calls
+from services.common.erasure import begin_erasure, lock_call, lock_calls
 from services.common.outbox import outbox_headers
 
 
@@ -805,14 +805,7 @@ class GatewayRepository:
         whatever a projection racing the erasure wrote, keep the tombstone, and record the
         gateway's confirmation (idempotent: a redelivery removes nothing and confirms nothing new)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await lock_call(conn, partner_id, call_id)
-            await conn.execute(
-                "INSERT INTO erased_calls (partner_id, call_id, erasure_id) VALUES ($1, $2, $3)"
-                " ON CONFLICT (partner_id, call_id) DO NOTHING",
-                partner_id,
-                call_id,
-                erasure_id,
-            )
+            await begin_erasure(conn, partner_id, call_id, erasure_id)
             removed = await _erase_rows(conn, partner_id, [call_id])
             await conn.execute(_FORGET_KEYS, partner_id, [call_id])
             await self._confirm(conn, erasure_id, call_id, "gateway", removed)

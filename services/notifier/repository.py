@@ -17,7 +17,7 @@ import asyncpg
 from schemas.events import CallErased, call_key
 from services.common import tracing
 from services.common.crypto import SecretBox
-from services.common.erasure import lock_call, lock_live_call, record_erased
+from services.common.erasure import begin_erasure, lock_live_call
 from services.common.outbox import outbox_headers
 from services.notifier.signing import new_secret
 
@@ -239,8 +239,7 @@ class NotifierRepository:
         (as when its lease is lost) and sends nothing more."""
         key = call_key(event.partner_id, event.call_id)
         async with self._pool.acquire() as conn, conn.transaction():
-            await lock_call(conn, event.partner_id, event.call_id)
-            await record_erased(conn, event)
+            await begin_erasure(conn, event.partner_id, event.call_id, event.payload.erasure_id)
             deliveries = await conn.fetch(
                 "DELETE FROM deliveries WHERE partner_id = $1 AND call_id = $2 RETURNING delivery_id",
                 event.partner_id,
